@@ -1,0 +1,85 @@
+"""Input validation shared by every public function.
+
+Each checker returns a fresh float64 array (never a view of the caller's
+data), so no public function can modify its arguments, and raises
+``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong
+values) with a message that says what was expected.
+"""
+
+import numpy as np
+
+# Rows of gamma or q, and the weights alpha, must sum to 1 within this.
+SUM_TOL = 1e-9
+
+
+def as_real_array(x, name):
+    """Return ``x`` as a new float64 array, or raise if it is not real numbers."""
+    try:
+        arr = np.array(x, copy=True)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (int or float), got dtype {arr.dtype}."
+        )
+    arr = arr.astype(np.float64, copy=False)
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"{name} contains NaN or infinite values; remove or impute them."
+        )
+    return arr
+
+
+def as_observations(y):
+    """Validate observed data ``y``: shape (N,) or (N, 1), finite, N >= 1.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        A float64 copy.
+    """
+    arr = as_real_array(y, "y")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            "y must be 1-D data of shape (N,) or a column (N, 1), "
+            f"got shape {arr.shape}."
+        )
+    if arr.size == 0:
+        raise ValueError("y is empty; EM needs at least one observation.")
+    return arr
+
+
+def as_row_stochastic(q, shape, name):
+    """Validate a matrix of per-row distributions, such as gamma or q.
+
+    Parameters
+    ----------
+    q : array_like, shape (N, K)
+        Entries in [0, 1], each row summing to 1 within ``SUM_TOL``.
+    shape : tuple of int or None
+        Expected ``(N, K)``; ``None`` accepts any 2-D shape.
+    name : str
+        Argument name for error messages.
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+        A float64 copy.
+    """
+    arr = as_real_array(q, name)
+    if arr.ndim != 2 or (shape is not None and arr.shape != tuple(shape)):
+        want = "(N, K)" if shape is None else str(tuple(shape))
+        raise ValueError(f"{name} must have shape {want}, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; it needs at least one row and column.")
+    if np.any(arr < 0) or np.any(arr > 1):
+        raise ValueError(f"{name} must hold probabilities in [0, 1].")
+    worst = np.max(np.abs(arr.sum(axis=1) - 1.0))
+    if worst > SUM_TOL:
+        raise ValueError(
+            f"each row of {name} must sum to 1 (a distribution over the K "
+            f"components); the worst row is off by {worst:.3g}."
+        )
+    return arr

@@ -1,0 +1,213 @@
+"""The mixture density, the E-step and the M-step.
+
+Notation (see notebooks/00-overview.ipynb): y_j observed data, theta =
+(alpha_k, mu_k, sigma_k^2), gamma_jk the responsibilities, n_k = sum_j gamma_jk.
+Densities stay in log space throughout, so no exp() can underflow to a row of
+zeros.
+"""
+
+import numpy as np
+
+from emlib._checks import as_observations, as_row_stochastic
+from emlib.gmm import GMM
+
+_LOG_2PI = np.log(2.0 * np.pi)
+_EPS = np.finfo(np.float64).eps
+
+
+def check_theta(theta):
+    """Raise ``TypeError`` unless ``theta`` is a :class:`GMM`."""
+    if not isinstance(theta, GMM):
+        raise TypeError(
+            "theta must be an emlib.GMM(weights, means, variances), "
+            f"got {type(theta).__name__}."
+        )
+
+
+def log_normalizers(theta):
+    """log alpha_k - (1/2) log(2 pi sigma_k^2), the y-free part of log P(y, k | theta).
+
+    Returns
+    -------
+    ndarray, shape (K,)
+        ``-inf`` where alpha_k = 0 (that component can never be drawn).
+    """
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(theta.weights)
+    return log_weights - 0.5 * (_LOG_2PI + np.log(theta.variances))
+
+
+def log_joint(y, theta):
+    """log P(y_j, z_j = k | theta) = log alpha_k + log phi(y_j | mu_k, sigma_k^2).
+
+    Parameters
+    ----------
+    y : ndarray, shape (N,)
+        Validated observations.
+    theta : GMM
+        K components.
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+    """
+    # log phi = -(1/2) log(2 pi sigma^2) - (y - mu)^2 / (2 sigma^2); the
+    # square is taken of the difference, never expanded, so a point far from
+    # a mean keeps its precision.
+    z = (y[:, None] - theta.means) / np.sqrt(2.0 * theta.variances)
+    return log_normalizers(theta) - z * z
+
+
+def log_sum_exp_rows(a):
+    """log sum_k exp(a_jk) for each row j, shifted by the row maximum.
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, K)
+
+    Returns
+    -------
+    ndarray, shape (N,)
+
+    Raises
+    ------
+    ValueError
+        If a row is ``-inf`` throughout: that observation has density zero
+        under every component, even in log space.
+    """
+    peak = a.max(axis=1)
+    if not np.all(np.isfinite(peak)):
+        j = int(np.argmin(np.isfinite(peak)))
+        raise ValueError(
+            f"observation {j} has zero density under every component (log density "
+            "-inf); check the data's scale or give theta nonzero weights nearer it."
+        )
+    return peak + np.log(np.exp(a - peak[:, None]).sum(axis=1))
+
+
+def log_likelihood(y, theta):
+    """log P(Y | theta) = sum_j log sum_k alpha_k phi(y_j | theta_k).
+
+    A sum over the N points, not a mean.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Observations.
+    theta : GMM
+        Mixture parameters.
+
+    Returns
+    -------
+    float
+    """
+    y = as_observations(y)
+    check_theta(theta)
+    return float(log_sum_exp_rows(log_joint(y, theta)).sum())
+
+
+def e_step(y, theta):
+    """Responsibilities gamma-hat_jk = P(z_j = k | y_j, theta) (Bayes' rule).
+
+    .. math::
+
+        \\hat\\gamma_{jk} = \\frac{\\alpha_k \\phi(y_j|\\theta_k)}
+                                {\\sum_{l} \\alpha_l \\phi(y_j|\\theta_l)}
+
+    computed as ``exp(log_joint - logsumexp(log_joint))``, so a point far from
+    every mean still gets a finite row that sums to 1.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Observations.
+    theta : GMM
+        Current parameters theta^(i).
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+        Each row a distribution over the K components.
+    """
+    y = as_observations(y)
+    check_theta(theta)
+    log_p = log_joint(y, theta)
+    return np.exp(log_p - log_sum_exp_rows(log_p)[:, None])
+
+
+def check_components(nk, means, variances, y_scale):
+    """Raise a clear error for a component that has emptied or collapsed.
+
+    Parameters
+    ----------
+    nk : ndarray, shape (K,)
+        Soft counts n_k.
+    means, variances : ndarray, shape (K,)
+        The new mu-hat_k and sigma-hat_k^2.
+    y_scale : float
+        max_j |y_j|. A standard deviation at or below eps * y_scale cannot
+        separate two distinct floating-point observations: the component has
+        collapsed onto a point and the likelihood is heading to infinity.
+    """
+    for k in range(nk.size):
+        if not nk[k] > 0:
+            raise ValueError(
+                f"component {k} has no responsibility left (n_k = 0), so its mean "
+                "is undefined; use fewer components or another start."
+            )
+        if not np.sqrt(variances[k]) > _EPS * y_scale:
+            raise ValueError(
+                f"component {k} collapsed onto a single point (mean {means[k]:.6g}, "
+                f"variance {variances[k]:.3g}): the likelihood grows without bound "
+                "there. Use more data, fewer components, or another start."
+            )
+
+
+def m_step(y, gamma):
+    """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
+
+    .. math::
+
+        \\hat\\alpha_k = \\frac{n_k}{N}, \\quad
+        \\hat\\mu_k = \\frac{\\sum_j \\gamma_{jk} y_j}{n_k}, \\quad
+        \\hat\\sigma_k^2 = \\frac{\\sum_j \\gamma_{jk} (y_j - \\hat\\mu_k)^2}{n_k}
+
+    with n_k = sum_j gamma_jk (derived in notebooks/30-gmm-m-step.ipynb).
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Observations.
+    gamma : array_like, shape (N, K)
+        Responsibilities, each row summing to 1.
+
+    Returns
+    -------
+    GMM
+        theta^(i+1).
+
+    Raises
+    ------
+    ValueError
+        If a component has n_k = 0 or collapses onto a point.
+    """
+    y = as_observations(y)
+    gamma = as_row_stochastic(gamma, None, "gamma")
+    if gamma.shape[0] != y.size:
+        raise ValueError(
+            "gamma must have one row per observation: "
+            f"{y.size} rows, got {gamma.shape[0]}."
+        )
+    if gamma.shape[1] > y.size:
+        raise ValueError(
+            f"K = {gamma.shape[1]} components need at least K observations; "
+            f"got N = {y.size}."
+        )
+    nk = gamma.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (gamma.T @ y) / nk
+        variances = (gamma * (y[:, None] - means) ** 2).sum(axis=0) / nk
+    check_components(nk, means, variances, np.abs(y).max())
+    # alpha_k = n_k / N; sum_k n_k equals N up to rounding (rows sum to 1),
+    # and dividing by it keeps the weights on the simplex exactly.
+    return GMM(nk / nk.sum(), means, variances)
