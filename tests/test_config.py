@@ -1,0 +1,79 @@
+"""The project's promises about its own setup: pins agree, nbval is not vacuous."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from nbval.plugin import get_sanitize_patterns
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+def normalize(name):
+    """PEP 503 normal form, so jupyter_client and jupyter-client compare equal."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def constraint_pins():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[normalize(name)] = version
+    return pins
+
+
+def environment_pins():
+    """name -> version of environment.yml's conda (=) and pip (==) entries."""
+    pins = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        match = re.fullmatch(r"\s*- ([A-Za-z0-9_.-]+)==?([0-9][^\s#]*)\s*", line)
+        if match and match[1] != "python":
+            pins[normalize(match[1])] = match[2]
+    return pins
+
+
+def test_environment_yml_has_the_constraints_pins():
+    assert environment_pins() == constraint_pins()
+
+
+def test_every_declared_dependency_is_pinned():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    names = {normalize(re.split(r"[<>=!~ \[]", d)[0]) for d in declared}
+    assert names - set(constraint_pins()) == set()
+
+
+def test_sanitize_file_rules_all_parse():
+    # nbval drops a rule silently when its regex/replace lines are malformed.
+    text = (ROOT / "notebooks" / "sanitize.cfg").read_text()
+    assert "\r" not in text
+    sections = re.findall(r"^\[.+\]$", text, flags=re.MULTILINE)
+    assert len(get_sanitize_patterns(text)) == len(sections) > 0
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_executed_in_order(path):
+    # nbval compares only cells with an execution count: a stripped or
+    # partly run notebook would pass vacuously.
+    cells = json.loads(path.read_text())["cells"]
+    code = [
+        c for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()
+    ]
+    assert code, "a notebook with no code proves nothing"
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert any("assert" in "".join(c["source"]) for c in code)
+
+
+def test_readme_quick_start_names_the_make_targets():
+    readme = (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("lab", "test", "bench", "html"):
+        assert f"make {target}" in readme
+        assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
