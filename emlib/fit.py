@@ -2,8 +2,8 @@
 
 One pass over the data at theta^(i) computes, block by block, the E-step's
 responsibilities gamma_jk, the log-likelihood log P(Y | theta^(i)) (the
-log-sum-exp normalisers, free by-products of the E-step) and the three sums
-the M-step needs. No (N, K) array is ever formed: each block's temporaries fit
+log-sum-exp normalisers, free by-products of the E-step) and the weighted
+moments the M-step needs. No (N, K) array is ever formed: each block's temporaries fit
 in cache, which is where the speed comes from.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from emlib._checks import as_observations
 from emlib.gmm import GMM
-from emlib.model import check_components, log_normalizers
+from emlib.model import check_components, check_finite_rows, log_normalizers
 
 # Rows per block: two (K, _BLOCK) float64 temporaries stay within L2 cache
 # for K up to about 10.
@@ -85,7 +85,7 @@ def _check_n_components(k, n):
 
 
 def _e_pass(y, theta):
-    """E-step at theta, fused with the sums of the M-step.
+    """E-step at theta, fused with the weighted moments the M-step needs.
 
     Parameters
     ----------
@@ -99,17 +99,19 @@ def _e_pass(y, theta):
     nk : ndarray, shape (K,)
         n_k = sum_j gamma_jk.
     shift : ndarray, shape (K,)
-        sum_j gamma_jk (y_j - mu_k) / n_k: the move of the mean, mu-hat_k - mu_k.
-    spread : ndarray, shape (K,)
-        sum_j gamma_jk (y_j - mu_k)^2 / n_k, the second moment about the old mean.
+        sum_j gamma_jk (y_j - mu_k) / n_k = mu-hat_k - mu_k, the move of each mean.
+    variances : ndarray, shape (K,)
+        sum_j gamma_jk (y_j - mu-hat_k)^2 / n_k, the M-step's sigma-hat_k^2.
     """
     mu = theta.means[:, None]
     half_precision_sqrt = (1.0 / np.sqrt(2.0 * theta.variances))[:, None]
     log_norm = log_normalizers(theta)[:, None]
     k = theta.n_components
-    nk = np.zeros(k)
-    first = np.zeros(k)
-    second = np.zeros(k)
+    # Running weighted count, mean (of y - mu_k) and sum of squared deviations
+    # about that mean, merged block by block (Chan, Golub and LeVeque's
+    # pairwise update): every term is >= 0, so no cancellation even when a
+    # mean moves far relative to its new spread.
+    nk, shift, m2 = np.zeros(k), np.zeros(k), np.zeros(k)
     log_lik = 0.0
     # (K, block) layout: reductions over components run across rows, which
     # numpy vectorises; reductions over points run along contiguous rows.
@@ -118,32 +120,40 @@ def _e_pass(y, theta):
     for start in range(0, y.size, _BLOCK):
         yb = y[start : start + _BLOCK]
         d, w = dev[:, : yb.size], work[:, : yb.size]
-        np.subtract(yb, mu, out=d)  # y_j - mu_k, kept for the M-step sums
+        np.subtract(yb, mu, out=d)  # y_j - mu_k
         np.multiply(d, half_precision_sqrt, out=w)
         np.square(w, out=w)
         np.subtract(log_norm, w, out=w)  # log alpha_k + log phi(y_j | theta_k)
         peak = w.max(axis=0)
+        check_finite_rows(peak, start)
         w -= peak
         np.exp(w, out=w)
-        total = w.sum(axis=0)  # sum_k alpha_k phi / exp(peak)
+        total = w.sum(axis=0)  # sum_k alpha_k phi(y_j | theta_k) / exp(peak_j)
         log_lik += peak.sum() + np.log(total).sum()
         w /= total  # gamma_jk
-        nk += w.sum(axis=1)
-        w *= d
-        first += w.sum(axis=1)
-        w *= d
-        second += w.sum(axis=1)
+        # This block's n_k, weighted mean of d and squared deviations about it.
+        nb = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_b = np.einsum("kj,kj->k", w, d) / nb
+        mean_b[nb == 0] = 0.0  # a component with no mass in this block
+        d -= mean_b[:, None]
+        np.square(d, out=d)
+        m2_b = np.einsum("kj,kj->k", w, d)
+        # Merge: M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b).
+        merged = nk + nb
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(merged > 0, nb / merged, 0.0)
+        delta = mean_b - shift
+        shift += delta * frac
+        m2 += m2_b + delta * delta * nk * frac
+        nk = merged
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(log_lik), nk, first / nk, second / nk
+        return float(log_lik), nk, shift, m2 / nk
 
 
-def _m_step_from_sums(theta, nk, shift, spread, y_scale):
-    """theta^(i+1) from the sums of :func:`_e_pass` (same formulas as ``m_step``)."""
+def _m_step_from_moments(theta, nk, shift, variances, y_scale):
+    """theta^(i+1) from the moments of :func:`_e_pass` (the formulas of ``m_step``)."""
     means = theta.means + shift
-    # sum gamma (y - mu_new)^2 / n_k = spread - shift^2: the second moment
-    # about the old mean, moved to the new one. shift is small next to the
-    # spread near convergence, so the subtraction loses little precision.
-    variances = spread - shift * shift
     check_components(nk, means, variances, y_scale)
     return GMM(nk / nk.sum(), means, variances)
 
@@ -192,12 +202,12 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
 
     y_scale = np.abs(y).max()
-    log_lik, *sums = _e_pass(y, theta)
+    log_lik, *moments = _e_pass(y, theta)
     log_likelihoods = [log_lik]
     converged = False
     for _ in range(max_iter):
-        theta = _m_step_from_sums(theta, *sums, y_scale)
-        log_lik, *sums = _e_pass(y, theta)
+        theta = _m_step_from_moments(theta, *moments, y_scale)
+        log_lik, *moments = _e_pass(y, theta)
         log_likelihoods.append(log_lik)
         if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * y.size:
             converged = True

@@ -58,6 +58,21 @@ def log_joint(y, theta):
     return log_normalizers(theta) - z * z
 
 
+def check_finite_rows(peak, offset=0):
+    """Raise unless every row maximum of log P(y_j, z_j = k | theta) is finite.
+
+    A row that is ``-inf`` throughout is an observation with density zero
+    under every component, even in log space; ``offset`` is the index of
+    ``peak[0]`` in the data, for the message.
+    """
+    if not np.all(np.isfinite(peak)):
+        j = offset + int(np.argmin(np.isfinite(peak)))
+        raise ValueError(
+            f"observation {j} has zero density under every component (log density "
+            "-inf); check the data's scale or give theta nonzero weights nearer it."
+        )
+
+
 def log_sum_exp_rows(a):
     """log sum_k exp(a_jk) for each row j, shifted by the row maximum.
 
@@ -76,12 +91,7 @@ def log_sum_exp_rows(a):
         under every component, even in log space.
     """
     peak = a.max(axis=1)
-    if not np.all(np.isfinite(peak)):
-        j = int(np.argmin(np.isfinite(peak)))
-        raise ValueError(
-            f"observation {j} has zero density under every component (log density "
-            "-inf); check the data's scale or give theta nonzero weights nearer it."
-        )
+    check_finite_rows(peak)
     return peak + np.log(np.exp(a - peak[:, None]).sum(axis=1))
 
 
@@ -155,7 +165,7 @@ def check_components(nk, means, variances, y_scale):
                 f"component {k} has no responsibility left (n_k = 0), so its mean "
                 "is undefined; use fewer components or another start."
             )
-        if not np.sqrt(variances[k]) > _EPS * y_scale:
+        if not variances[k] > (_EPS * y_scale) ** 2:
             raise ValueError(
                 f"component {k} collapsed onto a single point (mean {means[k]:.6g}, "
                 f"variance {variances[k]:.3g}): the likelihood grows without bound "
