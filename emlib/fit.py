@@ -3,8 +3,10 @@
 One pass over the data at theta^(i) computes, block by block, the E-step's
 responsibilities gamma_jk, the log-likelihood log P(Y | theta^(i)) (the
 log-sum-exp normalisers, free by-products of the E-step) and the weighted
-moments the M-step needs. No (N, K) array is ever formed: each block's temporaries fit
-in cache, which is where the speed comes from.
+moments the M-step needs. No (N, K) array is ever formed: each block's
+temporaries fit in cache, which is where the speed comes from. The result
+equals alternating ``e_step`` and ``m_step`` up to the order of floating-point
+summation (tests/test_em.py checks it).
 """
 
 from typing import NamedTuple
@@ -33,7 +35,7 @@ class EMResult(NamedTuple):
     n_iter : int
         Number of EM iterations (M-steps) performed.
     converged : bool
-        True if the last gain fell below ``tol * N`` before ``max_iter``.
+        True if an iteration gained less than ``tol * N`` within ``max_iter``.
     """
 
     theta: GMM
@@ -188,8 +190,13 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     if isinstance(init, GMM):
         _check_n_components(init.n_components, y.size)
         theta = init
-    else:
+    elif isinstance(init, int | np.integer) and not isinstance(init, bool):
         theta = initial_theta(y, init)
+    else:
+        raise TypeError(
+            "init must be an emlib.GMM start or a number of components K (int), "
+            f"got {type(init).__name__}."
+        )
     if isinstance(tol, bool) or not isinstance(
         tol, int | float | np.floating | np.integer
     ):
