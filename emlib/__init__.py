@@ -4,6 +4,7 @@ The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
+from emlib import three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
@@ -21,4 +22,5 @@ __all__ = [
     "log_likelihood",
     "m_step",
     "q_function",
+    "three_coins",
 ]

@@ -1,0 +1,425 @@
+"""The three-coin model: Li Hang, Statistical Learning Methods, example 9.1.
+
+Coins A, B and C show heads with probabilities pi, p and q. Toss A; if it
+shows heads toss B, otherwise toss C; record only the second toss, y_j = 1
+for heads and 0 for tails. Which coin produced y_j is the latent variable.
+
+This is a two-component Bernoulli mixture with weights (pi, 1 - pi): the
+posterior mu_j that toss j came from coin B plays the role of the Gaussian
+part's responsibility gamma-hat_j1, and 1 - mu_j that of gamma-hat_j2. The
+formulas are derived with SymPy in notebooks/50-three-coins.ipynb.
+
+One property of this model shapes what EM can do with it: the tosses are
+independent with P(y_j = 1 | theta) = pi p + (1 - pi) q, so the likelihood
+depends on theta only through that one number. Every M-step sets it to the
+observed frequency of heads, after which EM stays where it is (in exact
+arithmetic), and every theta with that frequency is a maximiser.
+"""
+
+import numbers
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from emlib._checks import as_observations, as_real_array
+
+# ---------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------
+
+
+def _as_probability(value, name):
+    """Return ``value`` as a float in [0, 1], or raise saying what was wrong."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number (a probability in [0, 1]), "
+            f"got {type(value).__name__}."
+        )
+    try:
+        prob = float(value)
+    except OverflowError:
+        prob = float("inf")
+    if not 0.0 <= prob <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+    return prob
+
+
+@dataclass(frozen=True)
+class ThreeCoins:
+    """Parameters theta = (pi, p, q) of the three-coin model.
+
+    .. math::
+
+        P(y \\mid \\theta) = \\pi p^{y} (1 - p)^{1 - y}
+                          + (1 - \\pi) q^{y} (1 - q)^{1 - y},
+        \\qquad y \\in \\{0, 1\\}
+
+    Instances are immutable and compare equal when all three numbers are
+    equal. Each argument may be any real number type (int, float, numpy
+    scalar, ``fractions.Fraction``, ...); it is stored as a Python float.
+
+    Parameters
+    ----------
+    pi : real
+        P(coin A shows heads), strictly between 0 and 1.
+    p : real
+        P(coin B shows heads), in [0, 1].
+    q : real
+        P(coin C shows heads), in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a real number (bools are refused too).
+    ValueError
+        If an argument lies outside [0, 1] or is NaN, or if pi is 0 or 1.
+
+    Notes
+    -----
+    pi = 0 or pi = 1 is refused because the model is then degenerate: one of
+    coins B and C is never tossed, its bias has no effect on P(y | theta), and
+    the M-step's estimate of it is 0/0. p or q at 0 or 1 is allowed: such a
+    coin is deterministic, and EM reaches p = q = 1 on data that are all heads
+    (the maximum-likelihood estimate there).
+    """
+
+    pi: float
+    p: float
+    q: float
+
+    def __post_init__(self):
+        for name in ("pi", "p", "q"):
+            object.__setattr__(self, name, _as_probability(getattr(self, name), name))
+        if not 0.0 < self.pi < 1.0:
+            never, bias = ("B", "p") if self.pi == 0.0 else ("C", "q")
+            raise ValueError(
+                f"pi must satisfy 0 < pi < 1, got pi = {self.pi:g}: coin {never} "
+                f"would never be tossed, so {bias} would have no effect on the "
+                "data and could not be estimated. For a single coin, its "
+                "maximum-likelihood bias is the mean of y."
+            )
+
+    @property
+    def heads_probability(self):
+        """P(y = 1 | theta) = pi p + (1 - pi) q, the chance of recording heads."""
+        return self.pi * self.p + (1.0 - self.pi) * self.q
+
+
+def _check_theta(theta):
+    if not isinstance(theta, ThreeCoins):
+        raise TypeError(
+            "theta must be an emlib.three_coins.ThreeCoins(pi, p, q), "
+            f"got {type(theta).__name__}."
+        )
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+def _as_tosses(y):
+    """Validate tosses ``y``: shape (N,) or (N, 1), N >= 1, values 0 or 1.
+
+    Booleans are accepted (True = heads). Returns a float64 copy, shape (N,).
+    """
+    try:
+        arr = np.asarray(y)
+    except (TypeError, ValueError):  # ragged: as_observations says so
+        arr = None
+    if arr is not None and arr.dtype == np.bool_:
+        y = arr.astype(np.int8)
+    y = as_observations(y)
+    bad = (y != 0.0) & (y != 1.0)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(
+            f"y must be coin tosses coded 1 (heads) or 0 (tails); y[{j}] = {y[j]:g}."
+        )
+    return y
+
+
+def _as_posteriors(mu, n):
+    """Validate posteriors ``mu``: shape (n,), entries in [0, 1]. Returns a copy."""
+    mu = as_real_array(mu, "mu")
+    if mu.shape != (n,):
+        raise ValueError(
+            f"mu must have shape (N,) = ({n},), one posterior per toss; "
+            f"got shape {mu.shape}."
+        )
+    if np.any(mu < 0.0) or np.any(mu > 1.0):
+        raise ValueError(
+            "mu must hold probabilities in [0, 1] (mu_j = P(toss j came from "
+            f"coin B)); got min {mu.min():.3g}, max {mu.max():.3g}."
+        )
+    return mu
+
+
+# ---------------------------------------------------------------------------
+# Probabilities, E-step and M-step on validated input
+# ---------------------------------------------------------------------------
+
+
+def _joint(y, theta):
+    """P(y_j, coin B | theta) and P(y_j, coin C | theta), each shape (N,).
+
+    Each is a product of the given probabilities, never a difference of two
+    nearly equal numbers, so both keep full relative precision.
+    """
+    heads = y == 1.0
+    b = np.where(heads, theta.pi * theta.p, theta.pi * (1.0 - theta.p))
+    c = np.where(heads, (1.0 - theta.pi) * theta.q, (1.0 - theta.pi) * (1.0 - theta.q))
+    return b, c
+
+
+def _e_step(y, theta):
+    b, c = _joint(y, theta)
+    total = b + c
+    if not np.all(total > 0.0):
+        j = int(np.argmin(total > 0.0))
+        side = "heads" if y[j] == 1.0 else "tails"
+        raise ValueError(
+            f"toss {j} ({side}) has probability 0 under {theta}: neither coin "
+            f"can show {side}, so its posterior mu_j is 0/0. Start from p and q "
+            "that make every toss possible, e.g. strictly between 0 and 1."
+        )
+    return b / total
+
+
+def _m_step(y, mu):
+    n = y.size
+    n_b = mu.sum()
+    n_c = (1.0 - mu).sum()
+    pi = n_b / n
+    if not (n_b > 0.0 and n_c > 0.0 and 0.0 < pi < 1.0):
+        coin, bias = ("B", "p") if not (n_b > 0.0 and pi > 0.0) else ("C", "q")
+        raise ValueError(
+            f"the posteriors give coin {coin} no tosses (soft count "
+            f"{n_b if coin == 'B' else n_c:.3g} of N = {n}): pi would be "
+            f"{pi:g} and {bias} = 0/0 is undefined. Start from a theta under "
+            "which both coins B and C can produce the data."
+        )
+    # Summing mu_j y_j (zeros where y_j = 0) with the same pairwise order as
+    # sum_j mu_j gives a numerator <= the denominator, so p <= 1 exactly;
+    # likewise for q.
+    p = (mu * y).sum() / n_b
+    q = ((1.0 - mu) * y).sum() / n_c
+    return ThreeCoins(pi, p, q)
+
+
+def _log_likelihood(y, theta):
+    n_heads = y.sum()
+    n_tails = y.size - n_heads
+    # P(y = 0 | theta) is summed from its two products rather than taken as
+    # 1 - P(y = 1 | theta), which would lose precision when heads are likely.
+    p_heads = theta.heads_probability
+    p_tails = theta.pi * (1.0 - theta.p) + (1.0 - theta.pi) * (1.0 - theta.q)
+    log_lik = 0.0
+    with np.errstate(divide="ignore"):
+        if n_heads > 0:
+            log_lik += n_heads * np.log(p_heads)
+        if n_tails > 0:
+            log_lik += n_tails * np.log(p_tails)
+    return float(log_lik)
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def log_likelihood(y, theta):
+    """log P(Y | theta), a sum over the N tosses.
+
+    .. math::
+
+        \\log P(Y \\mid \\theta)
+        = \\sum_{j=1}^N \\log\\left[\\pi p^{y_j} (1 - p)^{1 - y_j}
+          + (1 - \\pi) q^{y_j} (1 - q)^{1 - y_j}\\right]
+        = n_1 \\log r + n_0 \\log(1 - r)
+
+    with :math:`r = \\pi p + (1 - \\pi) q`, :math:`n_1` the number of heads
+    and :math:`n_0 = N - n_1` the number of tails.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Tosses, 1 for heads and 0 for tails (bools accepted).
+    theta : ThreeCoins
+        Parameters (pi, p, q).
+
+    Returns
+    -------
+    float
+        ``-inf`` if some toss has probability 0 under theta (for example a
+        tail when p = q = 1).
+    """
+    y = _as_tosses(y)
+    _check_theta(theta)
+    return _log_likelihood(y, theta)
+
+
+def e_step(y, theta):
+    """Posterior mu_j that toss j came from coin B (Bayes' rule).
+
+    .. math::
+
+        \\mu_j = \\frac{\\pi p^{y_j} (1 - p)^{1 - y_j}}
+                      {\\pi p^{y_j} (1 - p)^{1 - y_j}
+                       + (1 - \\pi) q^{y_j} (1 - q)^{1 - y_j}}
+
+    (Li Hang, example 9.1, E-step). The posterior of coin C is 1 - mu_j.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Tosses, 1 for heads and 0 for tails (bools accepted).
+    theta : ThreeCoins
+        Current parameters theta^(i).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        mu_j in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If a toss has probability 0 under theta (its posterior is 0/0).
+    """
+    y = _as_tosses(y)
+    _check_theta(theta)
+    return _e_step(y, theta)
+
+
+def m_step(y, mu):
+    """Closed-form maximiser of Q(theta, theta^(i)) given the posteriors mu_j.
+
+    .. math::
+
+        \\hat\\pi = \\frac{1}{N} \\sum_{j=1}^N \\mu_j, \\quad
+        \\hat p = \\frac{\\sum_j \\mu_j y_j}{\\sum_j \\mu_j}, \\quad
+        \\hat q = \\frac{\\sum_j (1 - \\mu_j) y_j}{\\sum_j (1 - \\mu_j)}
+
+    (Li Hang, example 9.1, M-step; derived in notebooks/50-three-coins.ipynb).
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Tosses, 1 for heads and 0 for tails (bools accepted).
+    mu : array_like, shape (N,)
+        Posteriors mu_j = P(toss j came from coin B), each in [0, 1].
+
+    Returns
+    -------
+    ThreeCoins
+        theta^(i+1).
+
+    Raises
+    ------
+    ValueError
+        If the posteriors give all the weight to one coin (every mu_j is 0,
+        or every mu_j is 1): the other coin's bias is then 0/0.
+    """
+    y = _as_tosses(y)
+    return _m_step(y, _as_posteriors(mu, y.size))
+
+
+class EMResult(NamedTuple):
+    """The outcome of :func:`em`.
+
+    Attributes
+    ----------
+    theta : ThreeCoins
+        The last iterate theta^(n_iter).
+    log_likelihoods : ndarray, shape (n_iter + 1,)
+        log P(Y | theta^(i)) for i = 0..n_iter, the start included;
+        non-decreasing up to rounding (the EM monotonicity theorem).
+    n_iter : int
+        Number of EM iterations (M-steps) performed.
+    converged : bool
+        True if an iteration gained less than ``tol * N`` within ``max_iter``.
+    """
+
+    theta: ThreeCoins
+    log_likelihoods: np.ndarray
+    n_iter: int
+    converged: bool
+
+
+def _check_tol_max_iter(tol, max_iter):
+    if isinstance(tol, bool) or not isinstance(
+        tol, int | float | np.floating | np.integer
+    ):
+        raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be finite and >= 0, got {tol}.")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
+        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+
+
+def em(y, init, *, tol=1e-10, max_iter=1000):
+    """Fit the three-coin model by expectation-maximisation.
+
+    Iterates theta^(i+1) = m_step(y, e_step(y, theta^(i))) from ``init``.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Tosses, 1 for heads and 0 for tails (bools accepted).
+    init : ThreeCoins
+        The start theta^(0). There is no default start: the maximisers form
+        a whole surface pi p + (1 - pi) q = mean(y), and which of them EM
+        reaches depends on the start.
+    tol : float, default 1e-10
+        Stop when an iteration raises the log-likelihood by less than
+        ``tol * N`` (a per-toss gain below tol). With ``tol=0`` exactly
+        ``max_iter`` iterations run.
+    max_iter : int, default 1000
+        Maximum number of iterations (>= 1).
+
+    Returns
+    -------
+    EMResult
+
+    Raises
+    ------
+    TypeError
+        If ``init`` is not a :class:`ThreeCoins`, or tol / max_iter have the
+        wrong type.
+    ValueError
+        On bad data, if a toss is impossible under the start, or if the
+        posteriors give one coin no tosses.
+
+    Notes
+    -----
+    Every M-step returns a theta with pi p + (1 - pi) q equal to the observed
+    frequency of heads, and at any such theta the EM map is the identity.
+    So, in exact arithmetic, EM stops moving after one iteration; in floating
+    point the second iteration gains nothing beyond rounding, and with the
+    default ``tol`` the result has ``n_iter == 2`` (or 1 if the start already
+    has that frequency).
+    """
+    y = _as_tosses(y)
+    if not isinstance(init, ThreeCoins):
+        raise TypeError(
+            "init must be an emlib.three_coins.ThreeCoins(pi, p, q) start, "
+            f"got {type(init).__name__}."
+        )
+    _check_tol_max_iter(tol, max_iter)
+
+    theta = init
+    log_likelihoods = [_log_likelihood(y, theta)]
+    converged = False
+    for _ in range(max_iter):
+        theta = _m_step(y, _e_step(y, theta))
+        log_likelihoods.append(_log_likelihood(y, theta))
+        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * y.size:
+            converged = True
+            break
+    return EMResult(
+        theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
+    )
