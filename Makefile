@@ -33,5 +33,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py
 
+# The notebooks, with their stored outputs, as a book readable offline:
+# open build/html/index.html.
+html: $(STAMP)
+	$(BIN)/python tools/build_html.py build/html
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
