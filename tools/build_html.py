@@ -157,14 +157,22 @@ and checks that it prints exactly these outputs.</p>
 """
 
 
-def build(out_dir, notebooks_dir=NOTEBOOKS, title="EM, derived and checked"):
+def book_title(readme=ROOT / "README.md"):
+    """The README's first ``# `` heading, the project's name."""
+    lines = readme.read_text(encoding="utf-8").splitlines() if readme.is_file() else []
+    return next((ln[2:].strip() for ln in lines if ln.startswith("# ")), "EM")
+
+
+def build(out_dir, notebooks_dir=NOTEBOOKS, title=None):
     """Render every notebook of ``notebooks_dir`` and the index into ``out_dir``.
+
+    ``title`` heads the index; by default the README's title.
 
     Returns
     -------
     list of dict
-        One per page, in reading order: ``html`` (file name), ``title`` and
-        ``summary`` (markdown).
+        One per page, in reading order: ``html`` (file name), ``stem`` (the
+        notebook's), ``title`` and ``summary`` (markdown).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +214,7 @@ def build(out_dir, notebooks_dir=NOTEBOOKS, title="EM, derived and checked"):
     )
     (out_dir / "index.html").write_text(
         INDEX_TEMPLATE.format(
-            title=html.escape(title),
+            title=html.escape(title or book_title()),
             mathjax_config=MATHJAX_CONFIG,
             mathjax_url=MATHJAX_URL,
             items=items,
