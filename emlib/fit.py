@@ -15,7 +15,12 @@ import numpy as np
 
 from emlib._checks import as_observations
 from emlib.gmm import GMM
-from emlib.model import check_components, check_finite_rows, log_normalizers
+from emlib.model import (
+    check_components,
+    check_finite_rows,
+    log_normalizers,
+    weighted_moments,
+)
 
 # Rows per block: two (K, _BLOCK) float64 temporaries stay within L2 cache
 # for K up to about 10.
@@ -123,8 +128,9 @@ def _e_pass(y, theta):
         yb = y[start : start + _BLOCK]
         d, w = dev[:, : yb.size], work[:, : yb.size]
         np.subtract(yb, mu, out=d)  # y_j - mu_k
-        np.multiply(d, half_precision_sqrt, out=w)
-        np.square(w, out=w)
+        with np.errstate(over="ignore"):  # inf here means density 0: correct
+            np.multiply(d, half_precision_sqrt, out=w)
+            np.square(w, out=w)
         np.subtract(log_norm, w, out=w)  # log alpha_k + log phi(y_j | theta_k)
         peak = w.max(axis=0)
         check_finite_rows(peak, start)
@@ -133,24 +139,16 @@ def _e_pass(y, theta):
         total = w.sum(axis=0)  # sum_k alpha_k phi(y_j | theta_k) / exp(peak_j)
         log_lik += peak.sum() + np.log(total).sum()
         w /= total  # gamma_jk
-        # This block's n_k, weighted mean of d and squared deviations about it.
-        nb = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_b = np.einsum("kj,kj->k", w, d) / nb
-        mean_b[nb == 0] = 0.0  # a component with no mass in this block
-        d -= mean_b[:, None]
-        np.square(d, out=d)
-        m2_b = np.einsum("kj,kj->k", w, d)
+        nb, mean_b, var_b = weighted_moments(w, d)
         # Merge: M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b).
         merged = nk + nb
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(merged > 0, nb / merged, 0.0)
+        frac = np.divide(nb, merged, out=np.zeros(k), where=merged > 0)
         delta = mean_b - shift
         shift += delta * frac
-        m2 += m2_b + delta * delta * nk * frac
+        m2 += nb * var_b + delta * delta * nk * frac
         nk = merged
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(log_lik), nk, shift, m2 / nk
+    variances = np.divide(m2, nk, out=np.zeros(k), where=nk > 0)
+    return float(log_lik), nk, shift, variances
 
 
 def _m_step_from_moments(theta, nk, shift, variances, y_scale):

@@ -13,6 +13,9 @@ from emlib.gmm import GMM
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _EPS = np.finfo(np.float64).eps
+# A component whose standard deviation is below this many units in the last
+# place of the data has collapsed (see check_components).
+_COLLAPSE_ULPS = 16
 
 
 def check_theta(theta):
@@ -54,8 +57,11 @@ def log_joint(y, theta):
     # log phi = -(1/2) log(2 pi sigma^2) - (y - mu)^2 / (2 sigma^2); the
     # square is taken of the difference, never expanded, so a point far from
     # a mean keeps its precision.
-    z = (y[:, None] - theta.means) / np.sqrt(2.0 * theta.variances)
-    return log_normalizers(theta) - z * z
+    # z * z may overflow to inf for a narrow component far from a point: the
+    # log density is then -inf, which is right (the density underflows).
+    with np.errstate(over="ignore"):
+        z = (y[:, None] - theta.means) / np.sqrt(2.0 * theta.variances)
+        return log_normalizers(theta) - z * z
 
 
 def check_finite_rows(peak, offset=0):
@@ -124,8 +130,9 @@ def e_step(y, theta):
         \\hat\\gamma_{jk} = \\frac{\\alpha_k \\phi(y_j|\\theta_k)}
                                 {\\sum_{l} \\alpha_l \\phi(y_j|\\theta_l)}
 
-    computed as ``exp(log_joint - logsumexp(log_joint))``, so a point far from
-    every mean still gets a finite row that sums to 1.
+    computed from ``exp(log_joint - max_k log_joint)``, normalised by its row
+    sum, so a point far from every mean still gets a finite row that sums to 1
+    (the largest term is exp(0) = 1, so the sum is at least 1).
 
     Parameters
     ----------
@@ -142,7 +149,12 @@ def e_step(y, theta):
     y = as_observations(y)
     check_theta(theta)
     log_p = log_joint(y, theta)
-    return np.exp(log_p - log_sum_exp_rows(log_p)[:, None])
+    peak = log_p.max(axis=1, keepdims=True)
+    check_finite_rows(peak[:, 0])
+    # Normalise in linear space: subtracting a log-sum-exp of size 1e11 (a
+    # point 1e6 sigma away) would leave rows off 1 by its rounding error.
+    weights = np.exp(log_p - peak)
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 def check_components(nk, means, variances, y_scale):
@@ -155,9 +167,10 @@ def check_components(nk, means, variances, y_scale):
     means, variances : ndarray, shape (K,)
         The new mu-hat_k and sigma-hat_k^2.
     y_scale : float
-        max_j |y_j|. A standard deviation at or below eps * y_scale cannot
-        separate two distinct floating-point observations: the component has
-        collapsed onto a point and the likelihood is heading to infinity.
+        max_j |y_j|. A standard deviation within a few units in the last place
+        of the data (16 eps y_scale) cannot separate two distinct
+        floating-point observations: the component has collapsed onto a point
+        and the likelihood is heading to infinity.
     """
     for k in range(nk.size):
         if not nk[k] > 0:
@@ -165,12 +178,47 @@ def check_components(nk, means, variances, y_scale):
                 f"component {k} has no responsibility left (n_k = 0), so its mean "
                 "is undefined; use fewer components or another start."
             )
-        if not variances[k] > (_EPS * y_scale) ** 2:
+        if not variances[k] > (_COLLAPSE_ULPS * _EPS * y_scale) ** 2:
             raise ValueError(
                 f"component {k} collapsed onto a single point (mean {means[k]:.6g}, "
                 f"variance {variances[k]:.3g}): the likelihood grows without bound "
                 "there. Use more data, fewer components, or another start."
             )
+
+
+def _mean_where_mass(total, nk):
+    """total / nk, and 0 where nk = 0 (a component with no mass here)."""
+    return np.divide(total, nk, out=np.zeros_like(total), where=nk > 0)
+
+
+def weighted_moments(w, d):
+    """Weighted count, mean and variance of each row of ``d``.
+
+    Uses the corrected two-pass algorithm (Chan, Golub and LeVeque 1983, eq.
+    1.7): after subtracting the first-pass mean m, the deviations' own weighted
+    mean c (zero in exact arithmetic) corrects both the mean, m + c, and the
+    variance, sum w (d - m)^2 / n - c^2. So identical points give a variance
+    at rounding level, and data far from 0 keeps full precision.
+
+    Parameters
+    ----------
+    w : ndarray, shape (K, n)
+        Weights gamma_jk, one row per component.
+    d : ndarray, shape (K, n)
+        Values, one row per component. Overwritten.
+
+    Returns
+    -------
+    nk, mean, variance : ndarray, shape (K,)
+        Zero mean and variance where a row's weights sum to 0.
+    """
+    nk = w.sum(axis=1)
+    mean = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    d -= mean[:, None]
+    correction = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    np.square(d, out=d)
+    variance = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    return nk, mean + correction, variance - correction * correction
 
 
 def m_step(y, gamma):
@@ -213,10 +261,8 @@ def m_step(y, gamma):
             f"K = {gamma.shape[1]} components need at least K observations; "
             f"got N = {y.size}."
         )
-    nk = gamma.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = (gamma.T @ y) / nk
-        variances = (gamma * (y[:, None] - means) ** 2).sum(axis=0) / nk
+    k = gamma.shape[1]
+    nk, means, variances = weighted_moments(gamma.T, np.repeat(y[None, :], k, axis=0))
     check_components(nk, means, variances, np.abs(y).max())
     # alpha_k = n_k / N; sum_k n_k equals N up to rounding (rows sum to 1),
     # and dividing by it keeps the weights on the simplex exactly.

@@ -241,6 +241,16 @@ def test_em_on_constant_data_with_a_start_collapses():
         emlib.em([2.0, 2.0, 2.0], emlib.GMM([1.0], [0.0], [1.0]))
 
 
+@pytest.mark.parametrize("n", [1000, 20_000])
+@pytest.mark.parametrize("value", [1.75, 0.1])
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_em_on_identical_points_raises_collapse(n, value, max_iter):
+    """Every y_j equal: the first M-step collapses both components onto it."""
+    start = emlib.GMM([0.5, 0.5], [0.0, 0.0], [1.0, 1.5])
+    with pytest.raises(ValueError, match=r"component \d collapsed onto a single point"):
+        emlib.em(np.full(n, value), start, tol=0, max_iter=max_iter)
+
+
 # ---------------------------------------------------------------- the start
 
 

@@ -118,3 +118,10 @@ def test_em_log_likelihoods_never_decrease(problem):
     else:
         with pytest.raises(ValueError, match=r"collapsed|no responsibility"):
             emlib.em(y, theta, tol=0, max_iter=N_ITER)
+
+
+@SETTINGS
+@given(data_and_start())
+def test_explicit_rounds_never_decrease_the_log_likelihood(problem):
+    y, theta = problem
+    assert_non_decreasing(y, *explicit_rounds(y, theta))

@@ -103,6 +103,8 @@ def test_m_step_weights_lie_on_the_simplex():
 # Thetas whose components all sit near 0, to be evaluated 1e6 away.
 FAR_THETAS = {
     "widest-wins": ([0.2, 0.3, 0.5], [-1.0, 0.0, 2.0], [1.0, 0.5, 2.0]),
+    "equal-components": ([0.3, 0.7], [5.0, 5.0], [1.0, 1.0]),
+    "equal-variances": ([0.5, 0.5], [0.0, 1e-6], [1.0, 1.0]),
 }
 
 
@@ -143,6 +145,15 @@ def test_e_step_far_point_with_equal_components_returns_the_weights():
     assert_allclose(gamma[2], weights, rtol=RTOL, atol=0)
 
 
+def test_m_step_accepts_the_e_step_of_data_with_a_far_outlier():
+    """e_step's output is a valid gamma for m_step, even with a point 1e6 away."""
+    rng = np.random.default_rng(3)
+    y = np.append(rng.normal(size=50), 1e6)
+    theta = emlib.GMM([0.3, 0.7], [0.0, 0.0], [1.0, 1.0])
+    new = emlib.m_step(y, emlib.e_step(y, theta))
+    assert np.all(np.isfinite(new.means))
+
+
 def test_log_likelihood_far_point_is_finite_and_exact():
     theta = emlib.GMM([1.0], [0.0], [1.0])
     got = emlib.log_likelihood([1e6], theta)
@@ -153,6 +164,22 @@ def test_log_likelihood_far_point_is_finite_and_exact():
         norm.logpdf(1e6, loc=3.0, scale=math.sqrt(2.0)),
         rtol=RTOL,
     )
+
+
+@pytest.mark.parametrize(
+    "fn", [emlib.e_step, emlib.log_likelihood], ids=["e_step", "log_likelihood"]
+)
+def test_narrow_component_far_from_a_point_gives_no_overflow_warning(fn):
+    """A valid GMM (sigma_1^2 = 1e-305 > 0) and a point 1e3 from its mean.
+
+    (y - mu_1)^2 / (2 sigma_1^2) = 5e310 overflows to inf, so log phi_1 = -inf:
+    a correct result (the other component takes the point), but the overflow
+    must not leak out as a RuntimeWarning. Warnings are errors here, as they
+    are for a strict user, the notebooks under nbval included.
+    """
+    theta = emlib.GMM([0.5, 0.5], [0.0, 0.0], [1e-305, 1.0])
+    fn([1e3, 1.0], theta)
+    assert_array_equal(emlib.e_step([1e3], theta), [[0.0, 1.0]])
 
 
 def test_zero_weight_component_gets_no_responsibility():
@@ -182,6 +209,21 @@ def test_m_step_collapse_onto_repeated_point_raises():
     y = np.array([2.0, 2.0, 2.0, 7.0, 8.0, 9.5])
     gamma = np.eye(2)[[0, 0, 0, 1, 1, 1]]
     with pytest.raises(ValueError, match=r"component 0 collapsed onto a single point"):
+        emlib.m_step(y, gamma)
+
+
+@pytest.mark.parametrize("n", [39, 1000, 20_000])
+@pytest.mark.parametrize("value", [1.75, -3.3, 7.0])
+def test_m_step_on_identical_points_raises_collapse(n, value):
+    """Every y_j equal: both components sit on that one point, sigma^2 -> 0.
+
+    Whatever rounding leaves in sigma-hat_k^2 (here ~1e-30 to ~1e-24, noise
+    of the mean's last bits) cannot separate points that are all equal; m_step
+    must call it a collapse, not return it as a variance.
+    """
+    y = np.full(n, value)
+    gamma = np.tile([0.3, 0.7], (n, 1))
+    with pytest.raises(ValueError, match=r"component \d collapsed onto a single point"):
         emlib.m_step(y, gamma)
 
 
