@@ -11,7 +11,7 @@ and at q = P(Z | Y, theta^(i)) the first term of L is Q(theta, theta^(i))
 
 import numpy as np
 
-from emlib._checks import as_observations, as_row_stochastic
+from emlib._checks import as_observations, as_real_array, as_row_stochastic
 from emlib.model import check_theta, log_joint
 
 
@@ -24,8 +24,8 @@ def _weighted_sum(weights, log_values):
 
 def _as_distributions(q, name):
     """A distribution (K,) or one per row (N, K), as an (N, K) array."""
-    arr = np.asarray(q)
-    return as_row_stochastic(arr[None, :] if arr.ndim == 1 else q, None, name)
+    arr = as_real_array(q, name)
+    return as_row_stochastic(arr[None, :] if arr.ndim == 1 else arr, None, name)
 
 
 def q_function(y, gamma, theta):

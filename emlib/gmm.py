@@ -14,7 +14,11 @@ def _read_only(name, values):
             f"{name} must be 1-D (one entry per component), got shape {arr.shape}."
         )
     arr.flags.writeable = False
-    return arr
+    # Hand out a view of the read-only copy: numpy refuses to make a view
+    # writeable again while its base is not, so the values cannot be changed.
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 @dataclass(frozen=True, eq=False)

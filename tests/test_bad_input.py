@@ -168,6 +168,21 @@ def test_ragged_rows(name, call):
         call(RAGGED_ROWS)
 
 
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [ROW_TAKERS[k] for k in ("entropy-q", "kl_divergence-q", "kl_divergence-p")],
+    ids=["entropy-q", "kl_divergence-q", "kl_divergence-p"],
+)
+def test_ragged_distributions(name, call):
+    """entropy and kl_divergence, which also accept one distribution (K,).
+
+    Either exception type will do, but the message must name the argument
+    and say what is expected, as for every other argument.
+    """
+    with pytest.raises((TypeError, ValueError), match=r"^" + name + " " + RAGGED):
+        call(RAGGED_ROWS)
+
+
 # Shapes: each case a call and the regex its message must match.
 WRONG_SHAPES = {
     "m_step-gamma-1d": (
