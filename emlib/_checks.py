@@ -83,3 +83,15 @@ def as_row_stochastic(q, shape, name):
             f"components); the worst row is off by {worst:.3g}."
         )
     return arr
+
+
+def check_stopping_rule(tol, max_iter):
+    """Validate EM's stopping rule: ``tol`` finite and >= 0, ``max_iter`` >= 1."""
+    if isinstance(tol, bool) or not isinstance(tol, int | float | np.number):
+        raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be finite and >= 0, got {tol}.")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
+        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")

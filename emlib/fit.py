@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_observations
+from emlib._checks import as_observations, check_stopping_rule
 from emlib.gmm import GMM
 from emlib.model import (
     check_components,
@@ -195,16 +195,7 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
             "init must be an emlib.GMM start or a number of components K (int), "
             f"got {type(init).__name__}."
         )
-    if isinstance(tol, bool) or not isinstance(
-        tol, int | float | np.floating | np.integer
-    ):
-        raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}.")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+    check_stopping_rule(tol, max_iter)
 
     y_scale = np.abs(y).max()
     log_lik, *moments = _e_pass(y, theta)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_observations, as_real_array
+from emlib._checks import as_observations, as_real_array, check_stopping_rule
 
 # ---------------------------------------------------------------------------
 # Parameters
@@ -348,19 +348,6 @@ class EMResult(NamedTuple):
     converged: bool
 
 
-def _check_tol_max_iter(tol, max_iter):
-    if isinstance(tol, bool) or not isinstance(
-        tol, int | float | np.floating | np.integer
-    ):
-        raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}.")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
-
-
 def em(y, init, *, tol=1e-10, max_iter=1000):
     """Fit the three-coin model by expectation-maximisation.
 
@@ -409,7 +396,7 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
             "init must be an emlib.three_coins.ThreeCoins(pi, p, q) start, "
             f"got {type(init).__name__}."
         )
-    _check_tol_max_iter(tol, max_iter)
+    check_stopping_rule(tol, max_iter)
 
     theta = init
     log_likelihoods = [_log_likelihood(y, theta)]
