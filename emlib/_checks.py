@@ -6,10 +6,15 @@ data), so no public function can modify its arguments, and raises
 values) with a message that says what was expected.
 """
 
+import numbers
+
 import numpy as np
 
 # Rows of gamma or q, and the weights alpha, must sum to 1 within this.
 SUM_TOL = 1e-9
+# Data magnitudes whose squares, (y - mu)^2 and sigma^2, stay normal float64
+# numbers (between about 1e-308 and 1e308).
+Y_MAGNITUDE_RANGE = (1e-150, 1e150)
 
 
 def as_real_array(x, name):
@@ -48,6 +53,14 @@ def as_observations(y):
         )
     if arr.size == 0:
         raise ValueError("y is empty; EM needs at least one observation.")
+    low, high = Y_MAGNITUDE_RANGE
+    magnitude = np.abs(arr).max()
+    if magnitude > high or 0 < magnitude < low:
+        raise ValueError(
+            f"y has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
+            "squared deviations are representable in float64; rescale y (for "
+            "example divide by its standard deviation) and fit again."
+        )
     return arr
 
 
@@ -75,7 +88,10 @@ def as_row_stochastic(q, shape, name):
     if arr.size == 0:
         raise ValueError(f"{name} is empty; it needs at least one row and column.")
     if np.any(arr < 0) or np.any(arr > 1):
-        raise ValueError(f"{name} must hold probabilities in [0, 1].")
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1]; got values from "
+            f"{arr.min():.3g} to {arr.max():.3g}."
+        )
     worst = np.max(np.abs(arr.sum(axis=1) - 1.0))
     if worst > SUM_TOL:
         raise ValueError(
@@ -87,9 +103,9 @@ def as_row_stochastic(q, shape, name):
 
 def check_stopping_rule(tol, max_iter):
     """Validate EM's stopping rule: ``tol`` finite and >= 0, ``max_iter`` >= 1."""
-    if isinstance(tol, bool) or not isinstance(tol, int | float | np.number):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
         raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
-    if not (np.isfinite(tol) and tol >= 0):
+    if not (np.isfinite(float(tol)) and tol >= 0):
         raise ValueError(f"tol must be finite and >= 0, got {tol}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
         raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")

@@ -43,7 +43,8 @@ def q_function(y, gamma, theta):
     Returns
     -------
     float
-        ``-inf`` if some gamma_jk > 0 falls on a component with alpha_k = 0.
+        ``-inf`` if some gamma_jk > 0 falls where alpha_k phi(y_j | theta_k)
+        is 0 in float64 (alpha_k = 0, or a narrow component far from y_j).
     """
     y = as_observations(y)
     check_theta(theta)
@@ -66,7 +67,8 @@ def entropy(q):
     """
     q = _as_distributions(q, "q")
     with np.errstate(divide="ignore"):
-        return -_weighted_sum(q, np.log(q))
+        # 0.0 - x, not -x: a one-hot q gives +0.0 rather than -0.0.
+        return 0.0 - _weighted_sum(q, np.log(q))
 
 
 def kl_divergence(q, p):

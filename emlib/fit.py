@@ -111,7 +111,9 @@ def _e_pass(y, theta):
         sum_j gamma_jk (y_j - mu-hat_k)^2 / n_k, the M-step's sigma-hat_k^2.
     """
     mu = theta.means[:, None]
-    half_precision_sqrt = (1.0 / np.sqrt(2.0 * theta.variances))[:, None]
+    # 1 / sqrt(2 sigma_k^2), as two square roots so sigma^2 near 1e308 cannot
+    # overflow.
+    inv_sqrt_2var = (1.0 / (np.sqrt(2.0) * np.sqrt(theta.variances)))[:, None]
     log_norm = log_normalizers(theta)[:, None]
     k = theta.n_components
     # Running weighted count, mean (of y - mu_k) and sum of squared deviations
@@ -127,9 +129,10 @@ def _e_pass(y, theta):
     for start in range(0, y.size, _BLOCK):
         yb = y[start : start + _BLOCK]
         d, w = dev[:, : yb.size], work[:, : yb.size]
-        np.subtract(yb, mu, out=d)  # y_j - mu_k
-        with np.errstate(over="ignore"):  # inf here means density 0: correct
-            np.multiply(d, half_precision_sqrt, out=w)
+        # inf in d or w means a density of 0, which log space handles.
+        with np.errstate(over="ignore"):
+            np.subtract(yb, mu, out=d)  # y_j - mu_k
+            np.multiply(d, inv_sqrt_2var, out=w)
             np.square(w, out=w)
         np.subtract(log_norm, w, out=w)  # log alpha_k + log phi(y_j | theta_k)
         peak = w.max(axis=0)
@@ -151,10 +154,10 @@ def _e_pass(y, theta):
     return float(log_lik), nk, shift, variances
 
 
-def _m_step_from_moments(theta, nk, shift, variances, y_scale):
+def _m_step_from_moments(theta, nk, shift, variances):
     """theta^(i+1) from the moments of :func:`_e_pass` (the formulas of ``m_step``)."""
     means = theta.means + shift
-    check_components(nk, means, variances, y_scale)
+    check_components(nk, means, variances)
     return GMM(nk / nk.sum(), means, variances)
 
 
@@ -197,12 +200,11 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         )
     check_stopping_rule(tol, max_iter)
 
-    y_scale = np.abs(y).max()
     log_lik, *moments = _e_pass(y, theta)
     log_likelihoods = [log_lik]
     converged = False
     for _ in range(max_iter):
-        theta = _m_step_from_moments(theta, *moments, y_scale)
+        theta = _m_step_from_moments(theta, *moments)
         log_lik, *moments = _e_pass(y, theta)
         log_likelihoods.append(log_lik)
         if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * y.size:

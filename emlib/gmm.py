@@ -13,12 +13,9 @@ def _read_only(name, values):
         raise ValueError(
             f"{name} must be 1-D (one entry per component), got shape {arr.shape}."
         )
-    arr.flags.writeable = False
-    # Hand out a view of the read-only copy: numpy refuses to make a view
-    # writeable again while its base is not, so the values cannot be changed.
-    view = arr.view()
-    view.flags.writeable = False
-    return view
+    # An array over an immutable bytes buffer: numpy refuses to make it, or
+    # any view of it, writeable again, so the values cannot be changed.
+    return np.frombuffer(arr.tobytes(), dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,8 +14,9 @@ from emlib.gmm import GMM
 _LOG_2PI = np.log(2.0 * np.pi)
 _EPS = np.finfo(np.float64).eps
 # A component whose standard deviation is below this many units in the last
-# place of the data has collapsed (see check_components).
+# place of its own mean has collapsed (see check_components).
 _COLLAPSE_ULPS = 16
+_TINY = np.finfo(np.float64).tiny
 
 
 def check_theta(theta):
@@ -60,7 +61,7 @@ def log_joint(y, theta):
     # z * z may overflow to inf for a narrow component far from a point: the
     # log density is then -inf, which is right (the density underflows).
     with np.errstate(over="ignore"):
-        z = (y[:, None] - theta.means) / np.sqrt(2.0 * theta.variances)
+        z = (y[:, None] - theta.means) / (np.sqrt(2.0) * np.sqrt(theta.variances))
         return log_normalizers(theta) - z * z
 
 
@@ -157,7 +158,7 @@ def e_step(y, theta):
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def check_components(nk, means, variances, y_scale):
+def check_components(nk, means, variances):
     """Raise a clear error for a component that has emptied or collapsed.
 
     Parameters
@@ -166,11 +167,14 @@ def check_components(nk, means, variances, y_scale):
         Soft counts n_k.
     means, variances : ndarray, shape (K,)
         The new mu-hat_k and sigma-hat_k^2.
-    y_scale : float
-        max_j |y_j|. A standard deviation within a few units in the last place
-        of the data (16 eps y_scale) cannot separate two distinct
-        floating-point observations: the component has collapsed onto a point
-        and the likelihood is heading to infinity.
+
+    Notes
+    -----
+    A component has collapsed onto a point, and the likelihood is heading to
+    infinity, when its standard deviation is within a few units in the last
+    place of its mean (16 eps |mu_k|): it can no longer separate two distinct
+    floating-point observations there. A variance below the smallest normal
+    float64 has lost its precision too, and counts as collapsed.
     """
     for k in range(nk.size):
         if not nk[k] > 0:
@@ -178,7 +182,8 @@ def check_components(nk, means, variances, y_scale):
                 f"component {k} has no responsibility left (n_k = 0), so its mean "
                 "is undefined; use fewer components or another start."
             )
-        if not variances[k] > (_COLLAPSE_ULPS * _EPS * y_scale) ** 2:
+        resolution = _COLLAPSE_ULPS * _EPS * abs(means[k])
+        if not variances[k] > max(resolution * resolution, _TINY):
             raise ValueError(
                 f"component {k} collapsed onto a single point (mean {means[k]:.6g}, "
                 f"variance {variances[k]:.3g}): the likelihood grows without bound "
@@ -263,7 +268,7 @@ def m_step(y, gamma):
         )
     k = gamma.shape[1]
     nk, means, variances = weighted_moments(gamma.T, np.repeat(y[None, :], k, axis=0))
-    check_components(nk, means, variances, np.abs(y).max())
+    check_components(nk, means, variances)
     # alpha_k = n_k / N; sum_k n_k equals N up to rounding (rows sum to 1),
     # and dividing by it keeps the weights on the simplex exactly.
     return GMM(nk / nk.sum(), means, variances)

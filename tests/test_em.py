@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emlib
 
 RTOL = 1e-12
-BLOCK = 8192
+BLOCK = emlib.fit._BLOCK  # the block boundaries below follow it
 
 
 def explicit_rounds(y, theta, n):
@@ -82,7 +82,7 @@ def far_from_the_origin():
 def test_em_far_from_the_origin_matches_the_reference_m_step():
     """Data at 1e6 with unit spread: the blocked moments must not cancel.
 
-    Means to 1e-10 absolute, one ulp of 1e6: a digit lost relative to the
+    Means to two ulps of 1e6 (2.3e-10 absolute): a digit lost relative to the
     spread would show; relative to 1e6 it would not. The reference sums the
     products with fsum, its own error ~1e-12 absolute.
     """
@@ -90,26 +90,24 @@ def test_em_far_from_the_origin_matches_the_reference_m_step():
     result = emlib.em(y, start, tol=0, max_iter=1)
     gamma = emlib.e_step(y, start)
     weights, means, variances = reference.m_step(y, gamma)
-    assert_allclose(result.theta.means, means, rtol=0, atol=1e-10)
+    assert_allclose(result.theta.means, means, rtol=0, atol=2 * np.spacing(1e6))
     assert_allclose(result.theta.variances, variances, rtol=RTOL)
     assert_allclose(result.theta.weights, weights, rtol=RTOL)
 
 
 def test_em_far_from_the_origin_equals_explicit_rounds():
-    """Looser, 1e-8 relative, for a stated reason: m_step's own rounding.
+    """Five rounds on data at 1e6: both paths use corrected two-pass moments.
 
-    m_step forms sum_j gamma_jk y_j as one dot product of 20,000 terms near
-    1e6, exact to about 1e-14 relative (a few 1e-9 absolute, ~50 ulps of
-    1e6; test above: em is exact to one ulp). That error moves every later
-    gamma_jk by about 1e-9, and with it the later iterates.
+    Means to 1e-9 absolute: ten ulps of 1e6, i.e. about 1e-9 of the unit
+    spread, which is where a lost digit would show.
     """
     y, start = far_from_the_origin()
     result = emlib.em(y, start, tol=0, max_iter=5)
     thetas, log_liks = explicit_rounds(y, start, 5)
-    assert_allclose(result.theta.means, thetas[-1].means, rtol=0, atol=1e-7)
-    assert_allclose(result.theta.variances, thetas[-1].variances, rtol=1e-8)
-    assert_allclose(result.theta.weights, thetas[-1].weights, rtol=1e-8)
-    assert_allclose(result.log_likelihoods, log_liks, rtol=1e-9, atol=0)
+    assert_allclose(result.theta.means, thetas[-1].means, rtol=0, atol=1e-9)
+    assert_allclose(result.theta.variances, thetas[-1].variances, rtol=RTOL)
+    assert_allclose(result.theta.weights, thetas[-1].weights, rtol=RTOL)
+    assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)
 
 
 def test_em_equals_explicit_rounds_with_a_component_absent_from_a_block():
