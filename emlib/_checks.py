@@ -6,6 +6,7 @@ data), so no public function can modify its arguments, and raises
 values) with a message that says what was expected.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -105,7 +106,11 @@ def check_stopping_rule(tol, max_iter):
     """Validate EM's stopping rule: ``tol`` finite and >= 0, ``max_iter`` >= 1."""
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
         raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
-    if not (np.isfinite(float(tol)) and tol >= 0):
+    try:
+        finite = math.isfinite(tol)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not (finite and tol >= 0):
         raise ValueError(f"tol must be finite and >= 0, got {tol}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
         raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")

@@ -182,6 +182,11 @@ def check_components(nk, means, variances):
                 f"component {k} has no responsibility left (n_k = 0), so its mean "
                 "is undefined; use fewer components or another start."
             )
+        if not np.isfinite(variances[k]):
+            raise ValueError(
+                f"component {k}'s new variance overflows float64: theta lies too "
+                "far from the data; start nearer it."
+            )
         resolution = _COLLAPSE_ULPS * _EPS * abs(means[k])
         if not variances[k] > max(resolution * resolution, _TINY):
             raise ValueError(
@@ -221,8 +226,11 @@ def weighted_moments(w, d):
     mean = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
     d -= mean[:, None]
     correction = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
-    np.square(d, out=d)
-    variance = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    # A deviation beyond 1e154 squares to inf (only for a theta far outside
+    # the data); check_components reports the non-finite variance.
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.square(d, out=d)
+        variance = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
     return nk, mean + correction, variance - correction * correction
 
 

@@ -50,6 +50,8 @@ BAD_Y = [
     ("objects", [1.0, None, 2.0, 3.0, 4.0], TypeError, r"^y " + REAL_NUMBERS),
     ("complex", Y + 1j, TypeError, r"^y " + REAL_NUMBERS + ", got dtype complex"),
     ("ragged", [[1.0, 2.0], [3.0]], TypeError, r"^y " + RAGGED),
+    ("huge", Y * 1e151, ValueError, r"^y has magnitude .* rescale y"),
+    ("tiny", Y * 1e-160, ValueError, r"^y has magnitude .* rescale y"),
 ]
 
 # The functions that take y, each as call(y).
@@ -449,6 +451,8 @@ def test_em_bad_max_iter(max_iter, error, match):
         (None, TypeError, r"^tol must be a real number, got NoneType"),
         (True, TypeError, r"^tol must be a real number, got bool"),
         (1e-3 + 0j, TypeError, r"^tol must be a real number, got complex"),
+        (np.complex128(1e-3), TypeError, r"^tol must be a real number, got complex"),
+        (10**400, ValueError, r"^tol must be finite and >= 0"),
     ],
     ids=[
         "negative",
@@ -460,6 +464,8 @@ def test_em_bad_max_iter(max_iter, error, match):
         "none",
         "bool",
         "complex",
+        "np-complex",
+        "huge-int",
     ],
 )
 def test_em_bad_tol(tol, error, match):

@@ -190,3 +190,10 @@ def test_column_input_gives_the_same_result(fn):
     flat = getattr(emlib, fn)(problem.y, q, problem.theta)
     assert getattr(emlib, fn)(problem.y[:, None], q, problem.theta) == flat
     assert getattr(emlib, fn)(problem.y.tolist(), q.tolist(), problem.theta) == flat
+
+
+def test_entropy_of_a_one_hot_q_is_positive_zero():
+    """+0.0, not -0.0: notebooks print it, and nbval compares the text."""
+    h = emlib.entropy([[1.0, 0.0], [0.0, 1.0]])
+    assert h == 0.0
+    assert math.copysign(1.0, h) == 1.0

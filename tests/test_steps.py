@@ -265,3 +265,36 @@ def test_integer_data_is_accepted_as_float():
     theta = emlib.GMM([0.5, 0.5], [0.0, 3.0], [1.0, 1.0])
     ints = np.array([0, 1, 2, 3, 4], dtype=np.int32)
     assert_array_equal(emlib.e_step(ints, theta), emlib.e_step(ints * 1.0, theta))
+
+
+def test_narrow_cluster_beside_a_far_cluster_is_not_a_collapse():
+    """Collapse is judged at each component's own mean, not the data's largest |y|.
+
+    A cluster at 0 with spread 1e-10 is resolvable there (ulps near 0 are
+    tiny) even though the other cluster sits at 1e6, where 1e-10 is one ulp.
+    """
+    rng = np.random.default_rng(7)
+    y = np.concatenate([rng.normal(0.0, 1e-10, 50), rng.normal(1e6, 1.0, 50)])
+    theta = emlib.GMM([0.5, 0.5], [0.0, 1e6], [1e-20, 1.0])
+    step = emlib.m_step(y, emlib.e_step(y, theta))
+    fit = emlib.em(y, theta, tol=0, max_iter=3)
+    expected_variance = np.var(y[:50])
+    assert step.variances[0] == pytest.approx(expected_variance, rel=1e-6)
+    assert fit.theta.variances[0] == pytest.approx(expected_variance, rel=1e-6)
+
+
+def test_em_with_extreme_but_valid_theta_gives_no_overflow_warning():
+    """sigma^2 = 1e308 or y - mu near 1e308: inf is a density of 0, no warning.
+
+    The far component gets no responsibility, which both paths report.
+    """
+    y = np.array([-1.0, 0.0, 0.5, 2.0])
+    wide = emlib.GMM([0.5, 0.5], [0.0, 1.0], [1e308, 1.0])
+    fit = emlib.em(y, wide, tol=0, max_iter=1)
+    step = emlib.m_step(y, emlib.e_step(y, wide))
+    np.testing.assert_allclose(fit.theta.means, step.means, rtol=1e-12)
+    far = emlib.GMM([0.5, 0.5], [-1e308, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^component 0 has no responsibility left"):
+        emlib.em(y, far, tol=0, max_iter=1)
+    with pytest.raises(ValueError, match=r"^component 0 has no responsibility left"):
+        emlib.m_step(y, emlib.e_step(y, far))
