@@ -187,19 +187,35 @@ def _e_step(y, theta):
     return b / total
 
 
+def _one_coin_message(n_b, n_c, n, pi):
+    """Say why the posteriors (soft counts n_b, n_c) admit no ThreeCoins."""
+    coin, bias, count = (
+        ("B", "p", n_b) if not (n_b > 0.0 and pi > 0.0) else ("C", "q", n_c)
+    )
+    if count == 0.0:
+        return (
+            f"the posteriors give coin {coin} no tosses (soft count 0 of N = {n}): "
+            f"pi would be {pi:g} and {bias} = 0/0 is undefined. Start from a "
+            "theta under which both coins B and C can produce the data."
+        )
+    # A positive count so small next to N that pi = n_B / N rounds (or
+    # underflows) to 0 or 1, which ThreeCoins refuses.
+    return (
+        f"the posteriors give coin {coin} a soft count of only {count:.3g} of "
+        f"N = {n}, so pi = n_B / N rounds to {pi:g} in double precision; "
+        f"ThreeCoins needs 0 < pi < 1 (at pi = {pi:g} coin {coin} would never be "
+        "tossed). Start from a theta that gives both coins B and C a share of "
+        "the data well above rounding."
+    )
+
+
 def _m_step(y, mu):
     n = y.size
     n_b = mu.sum()
     n_c = (1.0 - mu).sum()
     pi = n_b / n
     if not (n_b > 0.0 and n_c > 0.0 and 0.0 < pi < 1.0):
-        coin, bias = ("B", "p") if not (n_b > 0.0 and pi > 0.0) else ("C", "q")
-        raise ValueError(
-            f"the posteriors give coin {coin} no tosses (soft count "
-            f"{n_b if coin == 'B' else n_c:.3g} of N = {n}): pi would be "
-            f"{pi:g} and {bias} = 0/0 is undefined. Start from a theta under "
-            "which both coins B and C can produce the data."
-        )
+        raise ValueError(_one_coin_message(n_b, n_c, n, pi))
     # Summing mu_j y_j (zeros where y_j = 0) with the same pairwise order as
     # sum_j mu_j gives a numerator <= the denominator, so p <= 1 exactly;
     # likewise for q.
@@ -320,7 +336,9 @@ def m_step(y, mu):
     ------
     ValueError
         If the posteriors give all the weight to one coin (every mu_j is 0,
-        or every mu_j is 1): the other coin's bias is then 0/0.
+        or every mu_j is 1): the other coin's bias is then 0/0. Also if they
+        give one coin so little weight that pi = sum(mu) / N rounds to 0 or 1
+        in double precision (``ThreeCoins`` needs 0 < pi < 1).
     """
     y = _as_tosses(y)
     return _m_step(y, _as_posteriors(mu, y.size))
