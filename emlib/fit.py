@@ -28,11 +28,11 @@ _BLOCK = 8192
 
 
 class EMResult(NamedTuple):
-    """The outcome of :func:`em`.
+    """The outcome of :func:`em` (and of :func:`emlib.three_coins.em`).
 
     Attributes
     ----------
-    theta : GMM
+    theta : GMM or three_coins.ThreeCoins
         The last iterate theta^(n_iter).
     log_likelihoods : ndarray, shape (n_iter + 1,)
         log P(Y | theta^(i)) for i = 0..n_iter, the start included;

@@ -18,11 +18,11 @@ arithmetic), and every theta with that frequency is a maximiser.
 
 import numbers
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from emlib._checks import as_observations, as_real_array, check_stopping_rule
+from emlib.fit import EMResult
 
 # ---------------------------------------------------------------------------
 # Parameters
@@ -342,28 +342,6 @@ def m_step(y, mu):
     """
     y = _as_tosses(y)
     return _m_step(y, _as_posteriors(mu, y.size))
-
-
-class EMResult(NamedTuple):
-    """The outcome of :func:`em`.
-
-    Attributes
-    ----------
-    theta : ThreeCoins
-        The last iterate theta^(n_iter).
-    log_likelihoods : ndarray, shape (n_iter + 1,)
-        log P(Y | theta^(i)) for i = 0..n_iter, the start included;
-        non-decreasing up to rounding (the EM monotonicity theorem).
-    n_iter : int
-        Number of EM iterations (M-steps) performed.
-    converged : bool
-        True if an iteration gained less than ``tol * N`` within ``max_iter``.
-    """
-
-    theta: ThreeCoins
-    log_likelihoods: np.ndarray
-    n_iter: int
-    converged: bool
 
 
 def em(y, init, *, tol=1e-10, max_iter=1000):
