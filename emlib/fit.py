@@ -18,6 +18,7 @@ from emlib.gmm import GMM
 from emlib.model import (
     check_components,
     check_finite_rows,
+    divide_where_mass,
     log_normalizers,
     weighted_moments,
 )
@@ -145,12 +146,12 @@ def _e_pass(y, theta):
         nb, mean_b, var_b = weighted_moments(w, d)
         # Merge: M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b).
         merged = nk + nb
-        frac = np.divide(nb, merged, out=np.zeros(k), where=merged > 0)
+        frac = divide_where_mass(nb, merged)
         delta = mean_b - shift
         shift += delta * frac
         m2 += nb * var_b + delta * delta * nk * frac
         nk = merged
-    variances = np.divide(m2, nk, out=np.zeros(k), where=nk > 0)
+    variances = divide_where_mass(m2, nk)
     return float(log_lik), nk, shift, variances
 
 

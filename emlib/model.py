@@ -196,7 +196,7 @@ def check_components(nk, means, variances):
             )
 
 
-def _mean_where_mass(total, nk):
+def divide_where_mass(total, nk):
     """total / nk, and 0 where nk = 0 (a component with no mass here)."""
     return np.divide(total, nk, out=np.zeros_like(total), where=nk > 0)
 
@@ -223,14 +223,14 @@ def weighted_moments(w, d):
         Zero mean and variance where a row's weights sum to 0.
     """
     nk = w.sum(axis=1)
-    mean = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    mean = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
     d -= mean[:, None]
-    correction = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+    correction = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
     # A deviation beyond 1e154 squares to inf (only for a theta far outside
     # the data); check_components reports the non-finite variance.
     with np.errstate(over="ignore", invalid="ignore"):
         np.square(d, out=d)
-        variance = _mean_where_mass(np.einsum("kj,kj->k", w, d), nk)
+        variance = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
     return nk, mean + correction, variance - correction * correction
 
 
