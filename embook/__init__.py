@@ -1,0 +1,13 @@
+"""embook: the helpers the book's notebooks share, defined once.
+
+As the d2l book collects the functions its chapters define into its own
+library, every helper that more than one notebook needs lives here, tested in
+``tests/test_embook.py``, and the notebooks import it. ``emlib`` stays the
+numpy-only library under test; this package holds the book's plumbing:
+
+- :mod:`embook.sym`: SymPy utilities (lambdify with 1-based indices, the
+  canonical forms used to compare sums); imports SymPy.
+- :mod:`embook.params`: a GMM as a flat parameter vector and back, and the
+  (alpha, mu, sigma) triple the lambdified formulas take; numpy only.
+- :mod:`embook.data`: the data sets shipped in ``data/``.
+"""
