@@ -318,3 +318,27 @@ def test_em_single_component_converges_to_the_sample_moments():
     assert result.theta.weights.tolist() == [1.0]
     assert_allclose(result.theta.means, [math.fsum(y) / y.size], rtol=RTOL)
     assert_allclose(result.theta.variances, [np.var(y)], rtol=RTOL)
+
+
+def test_em_collapse_on_old_faithful_raises_the_stepwise_error():
+    """Notebook 41's collapse: em raises what its one-step runs raise.
+
+    A small third component at 5.05 minutes with sd 0.1 collapses onto the
+    six eruptions of 4.8 minutes. em's iterations are one-step runs of em,
+    bit for bit, so the error comes at the same step, word for word.
+    """
+    from embook.data import old_faithful
+
+    y = old_faithful()[:, 0]
+    start = emlib.GMM([0.3, 0.65, 0.05], [2.0, 4.3, 5.05], [0.05, 0.2, 0.01])
+    theta, message = start, None
+    for _ in range(100):
+        try:
+            theta = emlib.em(y, theta, tol=0, max_iter=1).theta
+        except ValueError as error:
+            message = str(error)
+            break
+    assert message is not None
+    with pytest.raises(ValueError, match="component 2 collapsed") as raised:
+        emlib.em(y, start)
+    assert str(raised.value) == message
