@@ -15,6 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from problems import PROBLEMS, make_problem
 from reference import mixture_sample
+from test_bad_input import BAD_ROWS, BAD_Y, GAMMA, NOT_A_GMM, THETA, Y
 
 import emlib
 from emlib.variants import _block_edges
@@ -186,3 +187,51 @@ def test_incremental_rejects_bad_input(data):
     broken = state._replace(block_m2=state.block_m2[:, :2])
     with pytest.raises(ValueError, match="block moments"):
         emlib.incremental_em_step(y, broken, 0)
+
+
+# The bad inputs every public function must reject (tests/test_bad_input.py),
+# in the variants too.
+VARIANT_Y_TAKERS = {
+    "conditional_m_step": lambda y: emlib.conditional_m_step(y, GAMMA, THETA, "means"),
+    "incremental_em_start": lambda y: emlib.incremental_em_start(y, THETA, 2),
+    "incremental_em_step": lambda y: emlib.incremental_em_step(
+        y, emlib.incremental_em_start(Y, THETA, 2), 0
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("y", "error", "match"),
+    [case[1:] for case in BAD_Y],
+    ids=[case[0] for case in BAD_Y],
+)
+@pytest.mark.parametrize("call", VARIANT_Y_TAKERS.values(), ids=VARIANT_Y_TAKERS.keys())
+def test_variants_reject_bad_y(call, y, error, match):
+    with pytest.raises(error, match=match):
+        call(y)
+
+
+@pytest.mark.parametrize(
+    ("rows", "error", "match"),
+    [case[1:] for case in BAD_ROWS],
+    ids=[case[0] for case in BAD_ROWS],
+)
+def test_conditional_m_step_rejects_bad_gamma(rows, error, match):
+    with pytest.raises(error, match=match.format(name="gamma")):
+        emlib.conditional_m_step(Y, rows, THETA, "variances")
+
+
+@pytest.mark.parametrize(
+    "theta", [c[1] for c in NOT_A_GMM], ids=[c[0] for c in NOT_A_GMM]
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda theta: emlib.conditional_m_step(Y, GAMMA, theta, "weights"),
+        lambda theta: emlib.incremental_em_start(Y, theta, 2),
+    ],
+    ids=["conditional_m_step", "incremental_em_start"],
+)
+def test_variants_reject_theta_not_a_gmm(call, theta):
+    with pytest.raises(TypeError, match=r"^theta must be an emlib.GMM\("):
+        call(theta)
