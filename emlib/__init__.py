@@ -9,14 +9,24 @@ from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
 from emlib.model import e_step, log_likelihood, m_step
+from emlib.variants import (
+    IncrementalEM,
+    conditional_m_step,
+    incremental_em_start,
+    incremental_em_step,
+)
 
 __all__ = [
     "GMM",
     "EMResult",
+    "IncrementalEM",
+    "conditional_m_step",
     "e_step",
     "elbo",
     "em",
     "entropy",
+    "incremental_em_start",
+    "incremental_em_step",
     "initial_theta",
     "kl_divergence",
     "log_likelihood",
