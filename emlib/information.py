@@ -9,16 +9,7 @@ ordinary Hessian in it (derived in notebooks/45-convergence.ipynb).
 import numpy as np
 
 from emlib._checks import as_observations
-from emlib.model import check_finite_rows, check_theta, log_joint
-
-
-def _responsibilities(y, theta):
-    """gamma_jk = P(z_j = k | y_j, theta), normalised from log space, shape (N, K)."""
-    log_p = log_joint(y, theta)
-    peak = log_p.max(axis=1, keepdims=True)
-    check_finite_rows(peak[:, 0])
-    weights = np.exp(log_p - peak)
-    return weights / weights.sum(axis=1, keepdims=True)
+from emlib.model import check_theta, e_step
 
 
 def _weighted_sums(gamma, values):
@@ -92,7 +83,7 @@ def observed_information(y, theta):
             "component and compute it for the others."
         )
     K = theta.n_components
-    gamma = _responsibilities(y, theta)
+    gamma = e_step(y, theta)  # normalised from log space
     # A narrow component far from a point may give u^2 = inf where gamma = 0;
     # the products below skip those entries (0 * inf counts as 0).
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
