@@ -8,6 +8,7 @@ from emlib import three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
+from emlib.information import observed_information
 from emlib.model import e_step, log_likelihood, m_step
 from emlib.variants import (
     IncrementalEM,
@@ -31,6 +32,7 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "m_step",
+    "observed_information",
     "q_function",
     "three_coins",
 ]
