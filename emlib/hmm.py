@@ -160,6 +160,8 @@ def _as_sequence(seq, name, n_symbols):
         arr = np.array(seq, copy=True)
     except (TypeError, ValueError) as exc:  # ragged nesting
         raise TypeError(f"{name} must be a 1-D sequence of ints: {exc}") from None
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; a sequence needs T >= 1 observations.")
     if arr.dtype.kind not in "iu":
         raise TypeError(
             f"{name} must hold integer symbols in [0, M) = [0, {n_symbols}), got "
@@ -171,8 +173,6 @@ def _as_sequence(seq, name, n_symbols):
             f"{name} must be 1-D (one symbol per time step), got shape "
             f"{arr.shape}; pass several sequences as a list of 1-D sequences."
         )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; a sequence needs T >= 1 observations.")
     bad = (arr < 0) | (arr >= n_symbols)
     if bad.any():
         t = int(np.argmax(bad))
