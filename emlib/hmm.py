@@ -225,7 +225,7 @@ def _step_matrices(hmm):
 
 
 def _forward(seq, hmm, steps):
-    """Scaled forward recursion (Rabiner's alpha-hat, Li Hang's (10.15)-(10.16)).
+    """Scaled forward recursion (Rabiner's alpha-hat; Li Hang's forward algorithm).
 
     Parameters
     ----------
@@ -263,7 +263,7 @@ def _forward(seq, hmm, steps):
 def _backward(seq, scale, steps):
     """Scaled backward recursion: beta-hat_t = beta_t / prod_{s > t} c_s.
 
-    Li Hang's (10.19)-(10.20), beta_t(i) = sum_j a_ij b_j(o_{t+1})
+    Li Hang's backward algorithm, beta_t(i) = sum_j a_ij b_j(o_{t+1})
     beta_{t+1}(j), with each step divided by c_{t+1}. Needs every c_t > 0.
     Returns beta_hat, shape (T, S), with beta-hat_T = 1.
     """
@@ -345,7 +345,7 @@ def log_likelihood(obs, hmm):
 
 
 def posteriors(obs, hmm):
-    """State posteriors gamma and pair posteriors xi (Li Hang (10.24), (10.26)).
+    """State posteriors gamma and pair posteriors xi (Li Hang, section 10.2).
 
     .. math::
 
