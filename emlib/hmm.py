@@ -250,7 +250,7 @@ def _forward(seq, hmm, steps):
     c = alpha.sum()
     for t in range(seq.size):
         if t:
-            # alpha_t(j) c-scaled: sum_i alpha-hat_{t-1}(i) a_ij b_j(o_t), and c_t
+            # u_t(j) = sum_i alpha-hat_{t-1}(i) a_ij b_j(o_t), then c_t = sum_j u_t(j)
             with_sum = alpha_hat[t - 1] @ steps[seq[t]]
             alpha, c = with_sum[:n_states], with_sum[n_states]
         if not c > 0.0:
