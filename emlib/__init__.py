@@ -1,10 +1,13 @@
 """emlib: expectation-maximisation for 1-D Gaussian mixtures, in numpy.
 
+Two more models have modules of their own: the three-coin model
+(``emlib.three_coins``) and categorical hidden Markov models (``emlib.hmm``).
+
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import three_coins
+from emlib import hmm, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
@@ -26,6 +29,7 @@ __all__ = [
     "elbo",
     "em",
     "entropy",
+    "hmm",
     "incremental_em_start",
     "incremental_em_step",
     "initial_theta",
