@@ -217,9 +217,8 @@ def test_bound_quantities_match_their_definitions_over_all_assignments():
     theta = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 1.0, 2.0], [2.0, 1.0, 0.5])
     zs = np.array(list(itertools.product(range(3), repeat=5)))
     sd = np.sqrt(theta.variances)
-    log_p = (
-        np.log(theta.weights[zs]) + norm.logpdf(y, theta.means[zs], sd[zs])
-    ).sum(axis=1)
+    log_terms = np.log(theta.weights[zs]) + norm.logpdf(y, theta.means[zs], sd[zs])
+    log_p = log_terms.sum(axis=1)
     posterior = np.exp(log_p) / np.exp(log_p).sum()
     gamma = emlib.e_step(y, theta)
     for rows in (gamma, rng.dirichlet(np.ones(3), size=5)):
