@@ -342,3 +342,23 @@ def test_em_collapse_on_old_faithful_raises_the_stepwise_error():
     with pytest.raises(ValueError, match="component 2 collapsed") as raised:
         emlib.em(y, start)
     assert str(raised.value) == message
+
+
+def test_em_equals_explicit_rounds_on_the_overview_data():
+    """Notebook 00's fit: em's fused loop is the textbook e_step / m_step iteration.
+
+    Moved from notebook 00: 2000 points from a two-component mixture, em from
+    its default start to convergence, then the same number of explicit
+    rounds. The two evaluate the same formulas in a different order (em
+    accumulates each component's moments about its current mean in one pass),
+    so they agree to rounding, not bit for bit: measured 1.6e-15 relative,
+    checked to 1e-13.
+    """
+    rng = np.random.default_rng(20261125)
+    z = rng.random(2000) < 0.7
+    y = np.where(z, rng.normal(3.0, 1.5, z.size), rng.normal(-2.0, 1.0, z.size))
+    fit = emlib.em(y, 2)
+    thetas, _ = explicit_rounds(y, emlib.initial_theta(y, 2), fit.n_iter)
+    for name in ("weights", "means", "variances"):
+        got, want = getattr(thetas[-1], name), getattr(fit.theta, name)
+        assert_allclose(got, want, rtol=1e-13, atol=0)
