@@ -7,11 +7,13 @@ with the magnitudes of the terms, not of the result: they are checked to
 1e-12 times the sum of the absolute values of the terms.
 """
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import reference
+import scipy.stats
 from numpy.testing import assert_allclose
 from problems import PROBLEMS, make_problem
 
@@ -197,3 +199,28 @@ def test_entropy_of_a_one_hot_q_is_positive_zero():
     h = emlib.entropy([[1.0, 0.0], [0.0, 1.0]])
     assert h == 0.0
     assert math.copysign(1.0, h) == 1.0
+
+
+# Checks of emlib alone that notebooks/10-em-lower-bound.ipynb used to make;
+# the notebook now proves the product rule for every N and cites these.
+
+
+def test_kl_and_entropy_of_rows_are_those_of_the_product_distribution():
+    """N = K = 3: the row sums equal KL and H over all 27 joint values."""
+    rng = np.random.default_rng(2)
+    q, p = rng.dirichlet(np.ones(3), size=3), rng.dirichlet(np.ones(3), size=3)
+    states = np.array(list(itertools.product(range(3), repeat=3)))  # (27, N)
+    q_joint = q[np.arange(3), states].prod(axis=1)
+    p_joint = p[np.arange(3), states].prod(axis=1)
+    want_kl = scipy.stats.entropy(q_joint, p_joint)
+    assert_allclose(emlib.kl_divergence(q, p), want_kl, rtol=RTOL, atol=0)
+    assert_allclose(emlib.entropy(q), scipy.stats.entropy(q_joint), rtol=RTOL, atol=0)
+
+
+def test_kl_divergence_matches_scipy_and_is_zero_only_at_equality():
+    rng = np.random.default_rng(3)
+    q, p = rng.dirichlet(np.ones(4), size=2)
+    want = scipy.stats.entropy(q, p)  # sum q log(q / p) when given two arguments
+    assert_allclose(emlib.kl_divergence(q, p), want, rtol=RTOL, atol=0)
+    assert emlib.kl_divergence(q, p) > 0
+    assert emlib.kl_divergence(q, q) == 0
