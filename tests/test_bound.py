@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 import reference
+import scipy.stats
 from numpy.testing import assert_allclose
 from problems import PROBLEMS, make_problem
-from scipy.stats import norm
 
 import emlib
 
@@ -217,7 +217,8 @@ def test_bound_quantities_match_their_definitions_over_all_assignments():
     theta = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 1.0, 2.0], [2.0, 1.0, 0.5])
     zs = np.array(list(itertools.product(range(3), repeat=5)))
     sd = np.sqrt(theta.variances)
-    log_terms = np.log(theta.weights[zs]) + norm.logpdf(y, theta.means[zs], sd[zs])
+    log_phi = scipy.stats.norm.logpdf(y, theta.means[zs], sd[zs])
+    log_terms = np.log(theta.weights[zs]) + log_phi
     log_p = log_terms.sum(axis=1)
     posterior = np.exp(log_p) / np.exp(log_p).sum()
     gamma = emlib.e_step(y, theta)
@@ -230,3 +231,28 @@ def test_bound_quantities_match_their_definitions_over_all_assignments():
         kl = emlib.kl_divergence(rows, gamma)
         assert_allclose(kl, q_z @ np.log(q_z / posterior), rtol=RTOL, atol=1e-14)
         assert_identity(emlib.log_likelihood(y, theta), lower, kl)
+
+
+# Checks of emlib alone that notebooks/10-em-lower-bound.ipynb used to make;
+# the notebook now proves the product rule for every N and cites these.
+
+
+def test_kl_and_entropy_of_rows_are_those_of_the_product_distribution():
+    """N = K = 3: the row sums equal KL and H over all 27 joint values."""
+    rng = np.random.default_rng(2)
+    q, p = rng.dirichlet(np.ones(3), size=3), rng.dirichlet(np.ones(3), size=3)
+    states = np.array(list(itertools.product(range(3), repeat=3)))  # (27, N)
+    q_joint = q[np.arange(3), states].prod(axis=1)
+    p_joint = p[np.arange(3), states].prod(axis=1)
+    want_kl = scipy.stats.entropy(q_joint, p_joint)
+    assert_allclose(emlib.kl_divergence(q, p), want_kl, rtol=RTOL, atol=0)
+    assert_allclose(emlib.entropy(q), scipy.stats.entropy(q_joint), rtol=RTOL, atol=0)
+
+
+def test_kl_divergence_matches_scipy_and_is_zero_only_at_equality():
+    rng = np.random.default_rng(3)
+    q, p = rng.dirichlet(np.ones(4), size=2)
+    want = scipy.stats.entropy(q, p)  # sum q log(q / p) when given two arguments
+    assert_allclose(emlib.kl_divergence(q, p), want, rtol=RTOL, atol=0)
+    assert emlib.kl_divergence(q, p) > 0
+    assert emlib.kl_divergence(q, q) == 0
