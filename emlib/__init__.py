@@ -1,10 +1,10 @@
-"""emlib: expectation-maximisation for 1-D Gaussian mixtures, in numpy.
+"""emlib: expectation-maximisation for Gaussian mixtures, in numpy.
 
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import three_coins
+from emlib import multivariate, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
@@ -21,6 +21,7 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "m_step",
+    "multivariate",
     "q_function",
     "three_coins",
 ]
