@@ -17,7 +17,7 @@ the origin costs a few digits at most, and adds 10 eps to each n_k.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.special import logsumexp
@@ -245,11 +245,17 @@ def data_and_start(draw):
 )
 @given(data_and_start())
 def test_log_likelihood_never_decreases(case):
+    # reg_covar = 0: with reg_covar > 0 EM maximises a penalised likelihood,
+    # and the likelihood itself need not be monotone.
     X, theta = case
-    fit = mv.em(X, theta, covariance_type=theta.covariance_type,
-                reg_covar=1e-3, tol=0, max_iter=15)  # fmt: skip
-    # Rounding allowance: a few hundred eps per point's log density.
-    slack = 1e3 * EPS * np.sum(1.0 + np.abs(fit.log_likelihoods[:, None]))
+    try:
+        fit = mv.em(X, theta, covariance_type=theta.covariance_type, tol=0, max_iter=15)
+    except ValueError as err:  # a collapse is reported, as it must be
+        if "became singular" not in str(err) and "n_k = 0" not in str(err):
+            raise
+        reject()
+    # Rounding allowance: 1e3 eps per point and per unit of log-likelihood.
+    slack = 1e3 * EPS * (len(X) + np.abs(fit.log_likelihoods).max())
     assert np.all(np.diff(fit.log_likelihoods) >= -slack)
 
 
