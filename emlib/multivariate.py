@@ -20,14 +20,14 @@ notebooks/60-multivariate-gmm.ipynb.
 
 Covariances come in scikit-learn's shapes (``covariance_type``):
 
-========== =============== ==========================================
-type       shape           Sigma_k
-========== =============== ==========================================
-"full"     (K, D, D)       covariances[k]
-"tied"     (D, D)          covariances, shared by every component
-"diag"     (K, D)          diag(covariances[k])
-"spherical" (K,)           covariances[k] * I
-========== =============== ==========================================
+=========== ========= ========================================
+type        shape     Sigma_k
+=========== ========= ========================================
+"full"      (K, D, D) covariances[k]
+"tied"      (D, D)    covariances, shared by every component
+"diag"      (K, D)    diag(covariances[k])
+"spherical" (K,)      covariances[k] * I
+=========== ========= ========================================
 """
 
 import numbers
@@ -112,7 +112,11 @@ def _check_reg_covar(reg_covar):
         raise TypeError(
             f"reg_covar must be a real number, got {type(reg_covar).__name__}."
         )
-    if not (np.isfinite(float(reg_covar)) and reg_covar >= 0):
+    try:
+        finite = np.isfinite(float(reg_covar))
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not (finite and reg_covar >= 0):
         raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}.")
     return float(reg_covar)
 
@@ -236,6 +240,8 @@ class GMM:
     ----------
     n_components : int
         K.
+    n_features : int
+        D.
 
     Raises
     ------
@@ -788,8 +794,10 @@ def em(
     Raises
     ------
     ValueError
-        On bad input, or when a component empties or its covariance becomes
-        singular (the message names it and suggests ``reg_covar``).
+        On bad input (including a start whose ``covariance_type`` differs
+        from the one asked for), or when a component empties or its
+        covariance becomes singular (the message names it and suggests
+        ``reg_covar``).
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
