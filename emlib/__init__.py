@@ -1,13 +1,14 @@
-"""emlib: expectation-maximisation for 1-D Gaussian mixtures, in numpy.
+"""emlib: expectation-maximisation for Gaussian mixtures, in numpy.
 
-Two more models have modules of their own: the three-coin model
+Other models have modules of their own: D-dimensional mixtures with
+scikit-learn's covariance types (``emlib.multivariate``), the three-coin model
 (``emlib.three_coins``) and categorical hidden Markov models (``emlib.hmm``).
 
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import hmm, three_coins
+from emlib import hmm, multivariate, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gmm import GMM
@@ -36,6 +37,7 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "m_step",
+    "multivariate",
     "observed_information",
     "q_function",
     "three_coins",
