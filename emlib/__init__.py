@@ -4,9 +4,10 @@ The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import three_coins
+from emlib import ppca, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
+from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.model import e_step, log_likelihood, m_step
 
@@ -17,10 +18,12 @@ __all__ = [
     "elbo",
     "em",
     "entropy",
+    "gaussian_kl",
     "initial_theta",
     "kl_divergence",
     "log_likelihood",
     "m_step",
+    "ppca",
     "q_function",
     "three_coins",
 ]
