@@ -342,10 +342,10 @@ def denoising_posterior(x_t, theta, alpha_bar):
     """
     x_t = as_observations(x_t)
     noised = noised_mixture(theta, alpha_bar)
-    sqrt_bar = np.sqrt(_check_alpha_bar(alpha_bar))
-    gain = sqrt_bar * theta.variances / noised.variances
+    alpha_bar = _check_alpha_bar(alpha_bar)
+    gain = np.sqrt(alpha_bar) * theta.variances / noised.variances
     means = theta.means + gain * (x_t[:, None] - noised.means)
-    variances = (1.0 - sqrt_bar**2) * theta.variances / noised.variances
+    variances = (1.0 - alpha_bar) * theta.variances / noised.variances
     return DenoisingPosterior(e_step(x_t, noised), means, variances)
 
 
