@@ -4,7 +4,7 @@ The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import ppca, three_coins
+from emlib import diffusion, ppca, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gaussian import gaussian_kl
@@ -14,6 +14,7 @@ from emlib.model import e_step, log_likelihood, m_step
 __all__ = [
     "GMM",
     "EMResult",
+    "diffusion",
     "e_step",
     "elbo",
     "em",
