@@ -2,15 +2,18 @@
 
 Other models have modules of their own: D-dimensional mixtures with
 scikit-learn's covariance types (``emlib.multivariate``), the three-coin model
-(``emlib.three_coins``) and categorical hidden Markov models (``emlib.hmm``).
+(``emlib.three_coins``), categorical hidden Markov models (``emlib.hmm``),
+probabilistic PCA (``emlib.ppca``) and diffusion on a Gaussian-mixture data
+distribution (``emlib.diffusion``).
 
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import hmm, multivariate, three_coins
+from emlib import diffusion, hmm, multivariate, ppca, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
+from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.information import observed_information
 from emlib.model import e_step, log_likelihood, m_step
@@ -26,10 +29,12 @@ __all__ = [
     "EMResult",
     "IncrementalEM",
     "conditional_m_step",
+    "diffusion",
     "e_step",
     "elbo",
     "em",
     "entropy",
+    "gaussian_kl",
     "hmm",
     "incremental_em_start",
     "incremental_em_step",
@@ -39,6 +44,7 @@ __all__ = [
     "m_step",
     "multivariate",
     "observed_information",
+    "ppca",
     "q_function",
     "three_coins",
 ]

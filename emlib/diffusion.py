@@ -1,0 +1,706 @@
+"""Denoising diffusion (Ho, Jain and Abbeel 2020) on a 1-D Gaussian mixture, exactly.
+
+The forward process adds Gaussian noise in T steps,
+
+    q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t),   t = 1..T,
+
+so that q(x_t | x_0) = N(sqrt(abar_t) x_0, 1 - abar_t) with abar_t =
+prod_{s <= t} (1 - beta_s) (Ho et al., eq. 4). When the data follow a
+Gaussian mixture theta, every distribution the model needs is available in
+closed form: q(x_t) is again a mixture (:func:`noised_mixture`), the
+posterior of x_0 given x_t is a mixture whose weights are the E-step's
+responsibilities under q(x_t) (:func:`denoising_posterior`), and its mean is
+the optimal denoiser E[x_0 | x_t] (:func:`optimal_denoiser`). The formulas
+are derived with SymPy in notebooks/85-diffusion-elbo.ipynb.
+
+Arrays over steps are 0-based: entry ``t - 1`` holds step t = 1..T, as in
+the paper's 1-based notation.
+"""
+
+import numbers
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from emlib._checks import as_observations, as_real_array
+from emlib.gaussian import gaussian_kl
+from emlib.gmm import GMM
+from emlib.model import check_theta, e_step, log_joint, log_sum_exp_rows
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+# ---------------------------------------------------------------------------
+# The noise schedule
+# ---------------------------------------------------------------------------
+
+
+def _read_only(arr):
+    # An array over an immutable bytes buffer cannot be made writeable again.
+    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """The variances beta_1..beta_T of the forward process's steps.
+
+    Immutable: ``betas`` is a read-only copy of the input. Build Ho et al.'s
+    linear schedule with :meth:`linear`.
+
+    Parameters
+    ----------
+    betas : array_like, shape (T,)
+        beta_t in (0, 1) for t = 1..T, T >= 1 (entry t - 1 is step t).
+
+    Raises
+    ------
+    TypeError
+        If ``betas`` is not real numbers.
+    ValueError
+        If ``betas`` is not 1-D and non-empty, or a value is outside (0, 1).
+    """
+
+    betas: np.ndarray
+
+    def __post_init__(self):
+        betas = as_real_array(self.betas, "betas")
+        if betas.ndim != 1 or betas.size == 0:
+            raise ValueError(
+                f"betas must be 1-D with one entry per step (T >= 1), got shape "
+                f"{betas.shape}."
+            )
+        if np.any(betas <= 0) or np.any(betas >= 1):
+            raise ValueError(
+                "every beta_t must lie in (0, 1) (a step's noise variance); got "
+                f"values from {betas.min():.3g} to {betas.max():.3g}."
+            )
+        object.__setattr__(self, "betas", _read_only(betas))
+
+    @classmethod
+    def linear(cls, n_steps):
+        """Ho et al.'s linear schedule, rescaled to ``n_steps`` steps.
+
+        Ho et al. (section 4) use T = 1000 and beta_t rising linearly from
+        1e-4 to 0.02. For other T, the betas are scaled by 1000 / T, as in
+        Nichol and Dhariwal's ``get_named_beta_schedule("linear", T)``
+        (improved DDPM, 2021), so that sum_t beta_t stays about 10 and abar_T
+        stays near 0: 2.0e-5 at T = 100, 3.0e-5 at T = 200, 4.0e-5 at
+        T = 1000 (each step's beta grows as T shrinks, so the product
+        prod (1 - beta_t) falls below exp(-sum beta_t) by more).
+
+        Parameters
+        ----------
+        n_steps : int
+            T, with 21 <= T (below 21 steps the last beta would reach 1).
+
+        Returns
+        -------
+        NoiseSchedule
+        """
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer):
+            raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}.")
+        if n_steps < 21:
+            raise ValueError(
+                "the rescaled linear schedule needs n_steps >= 21 (beta_T = "
+                f"20 / n_steps must stay below 1); got {n_steps}."
+            )
+        scale = 1000.0 / n_steps
+        return cls(np.linspace(scale * 1e-4, scale * 0.02, int(n_steps)))
+
+    @property
+    def n_steps(self):
+        """T, the number of steps."""
+        return self.betas.size
+
+    @property
+    def alphas(self):
+        """alpha_t = 1 - beta_t, shape (T,)."""
+        return 1.0 - self.betas
+
+    @property
+    def alpha_bars(self):
+        """abar_t = prod_{s <= t} alpha_s, shape (T,), decreasing from alpha_1."""
+        return np.cumprod(self.alphas)
+
+    @property
+    def posterior_variances(self):
+        """beta-tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t, shape (T,).
+
+        The variance of q(x_{t-1} | x_t, x_0) (Ho et al., eq. 7), with
+        abar_0 = 1, so beta-tilde_1 = 0: given x_1 and x_0, x_0 is known.
+        """
+        bars = self.alpha_bars
+        previous = np.concatenate([[1.0], bars[:-1]])
+        return (1.0 - previous) / (1.0 - bars) * self.betas
+
+    def __repr__(self):
+        return (
+            f"NoiseSchedule(T={self.n_steps}, beta_1={self.betas[0]:.6g}, "
+            f"beta_T={self.betas[-1]:.6g})"
+        )
+
+
+def _check_schedule(schedule):
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(
+            "schedule must be an emlib.diffusion.NoiseSchedule, "
+            f"got {type(schedule).__name__}."
+        )
+
+
+def _check_alpha_bar(alpha_bar):
+    if isinstance(alpha_bar, bool) or not isinstance(alpha_bar, numbers.Real):
+        raise TypeError(
+            f"alpha_bar must be a real number, got {type(alpha_bar).__name__}."
+        )
+    alpha_bar = float(alpha_bar)
+    if not 0 < alpha_bar <= 1:
+        raise ValueError(
+            "alpha_bar must lie in (0, 1] (the signal fraction abar_t; 1 means no "
+            f"noise); got {alpha_bar}."
+        )
+    return alpha_bar
+
+
+def _check_step(t, schedule):
+    if isinstance(t, bool) or not isinstance(t, int | np.integer):
+        raise TypeError(f"t must be an int, got {type(t).__name__}.")
+    if not 1 <= t <= schedule.n_steps:
+        raise ValueError(f"t must be a step 1 <= t <= T = {schedule.n_steps}; got {t}.")
+    return int(t)
+
+
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
+            f"got {type(rng).__name__}."
+        )
+
+
+def _check_n_samples(n_samples):
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
+        raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}.")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    return int(n_samples)
+
+
+# ---------------------------------------------------------------------------
+# Closed forms: the forward posterior, q(x_t), and the posterior of x_0
+# ---------------------------------------------------------------------------
+
+
+class Gaussian(NamedTuple):
+    """A 1-D Gaussian N(mean, variance), or an array of them.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (N,)
+    variance : float
+    """
+
+    mean: np.ndarray
+    variance: float
+
+
+def forward_posterior(x_0, x_t, schedule, t):
+    """q(x_{t-1} | x_t, x_0) = N(mu-tilde_t, beta-tilde_t) (Ho et al., eqs. 6-7).
+
+    .. math::
+
+        \\tilde\\mu_t = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\beta_t}{1-\\bar\\alpha_t} x_0
+                     + \\frac{\\sqrt{\\alpha_t}(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}
+                       x_t,
+        \\qquad
+        \\tilde\\beta_t = \\frac{1-\\bar\\alpha_{t-1}}{1-\\bar\\alpha_t}\\beta_t,
+
+    with abar_0 = 1 (at t = 1 the mean is x_0 and the variance 0).
+
+    Parameters
+    ----------
+    x_0, x_t : array_like, shape (N,)
+        Clean and noised values, paired row by row.
+    schedule : NoiseSchedule
+    t : int
+        The step, 1 <= t <= T.
+
+    Returns
+    -------
+    Gaussian
+        ``mean`` of shape (N,), ``variance`` beta-tilde_t.
+    """
+    x_0 = as_observations(x_0)
+    x_t = as_observations(x_t)
+    if x_0.shape != x_t.shape:
+        raise ValueError(
+            f"x_0 and x_t must be paired, one x_t per x_0; got shapes {x_0.shape} "
+            f"and {x_t.shape}."
+        )
+    _check_schedule(schedule)
+    t = _check_step(t, schedule)
+    x0_coef, xt_coef = _posterior_coefficients(schedule)
+    mean = x0_coef[t - 1] * x_0 + xt_coef[t - 1] * x_t
+    return Gaussian(mean, float(schedule.posterior_variances[t - 1]))
+
+
+def _posterior_coefficients(schedule):
+    """The coefficients of x_0 and x_t in mu-tilde_t, each of shape (T,)."""
+    bars = schedule.alpha_bars
+    previous = np.concatenate([[1.0], bars[:-1]])
+    x0_coef = np.sqrt(previous) * schedule.betas / (1.0 - bars)
+    xt_coef = np.sqrt(schedule.alphas) * (1.0 - previous) / (1.0 - bars)
+    return x0_coef, xt_coef
+
+
+def noised_mixture(theta, alpha_bar):
+    """q(x_t) for data x_0 ~ theta: again a Gaussian mixture.
+
+    With x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, component k becomes
+    N(sqrt(abar_t) mu_k, abar_t sigma_k^2 + 1 - abar_t), with the same weight.
+
+    Parameters
+    ----------
+    theta : GMM
+        The data distribution q(x_0), K components.
+    alpha_bar : float
+        abar_t in (0, 1]; 1 returns theta itself.
+
+    Returns
+    -------
+    GMM
+    """
+    check_theta(theta)
+    alpha_bar = _check_alpha_bar(alpha_bar)
+    return GMM(
+        theta.weights,
+        np.sqrt(alpha_bar) * theta.means,
+        alpha_bar * theta.variances + (1.0 - alpha_bar),
+    )
+
+
+class DenoisingPosterior(NamedTuple):
+    """The posterior q(x_0 | x_t) of a Gaussian mixture: again a mixture.
+
+    q(x_0 | x_t) = sum_k r_jk N(x_0 | m_jk, s_k^2) for each noised value x_t[j].
+
+    Attributes
+    ----------
+    weights : ndarray, shape (N, K)
+        r_jk = P(component k | x_t[j]), the E-step's responsibilities under
+        the noised mixture q(x_t).
+    means : ndarray, shape (N, K)
+        m_jk = E[x_0 | x_t[j], component k].
+    variances : ndarray, shape (K,)
+        s_k^2 = Var[x_0 | x_t, component k] (the same for every x_t).
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+
+    def mean(self):
+        """E[x_0 | x_t] = sum_k r_jk m_jk, shape (N,): the optimal denoiser."""
+        return np.einsum("jk,jk->j", self.weights, self.means)
+
+    def variance(self):
+        """Var[x_0 | x_t] = sum_k r_jk (s_k^2 + (m_jk - E[x_0 | x_t])^2), shape (N,).
+
+        The law of total variance, with deviations taken about the mixture
+        mean (never E[x^2] - E[x]^2, which cancels).
+        """
+        deviation = self.means - self.mean()[:, None]
+        return np.einsum("jk,jk->j", self.weights, self.variances + deviation**2)
+
+
+def denoising_posterior(x_t, theta, alpha_bar):
+    """q(x_0 | x_t) for data x_0 ~ theta and x_t ~ q(x_t | x_0) at level abar_t.
+
+    Within component k, (x_0, x_t) is jointly Gaussian, so
+
+    .. math::
+
+        m_k = \\mu_k + \\frac{\\sqrt{\\bar\\alpha}\\,\\sigma_k^2}{v_k}
+              (x_t - \\sqrt{\\bar\\alpha}\\,\\mu_k),
+        \\qquad
+        s_k^2 = \\frac{(1-\\bar\\alpha)\\,\\sigma_k^2}{v_k},
+        \\qquad v_k = \\bar\\alpha\\sigma_k^2 + 1 - \\bar\\alpha,
+
+    and the component weights are the responsibilities of x_t under
+    :func:`noised_mixture` (``emlib.e_step``).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N,) or (N, 1)
+        Noised values.
+    theta : GMM
+        The data distribution, K components.
+    alpha_bar : float
+        abar_t in (0, 1].
+
+    Returns
+    -------
+    DenoisingPosterior
+    """
+    x_t = as_observations(x_t)
+    noised = noised_mixture(theta, alpha_bar)
+    alpha_bar = _check_alpha_bar(alpha_bar)
+    gain = np.sqrt(alpha_bar) * theta.variances / noised.variances
+    means = theta.means + gain * (x_t[:, None] - noised.means)
+    variances = (1.0 - alpha_bar) * theta.variances / noised.variances
+    return DenoisingPosterior(e_step(x_t, noised), means, variances)
+
+
+def optimal_denoiser(x_t, theta, alpha_bar):
+    """E[x_0 | x_t], the minimum mean-squared-error estimate of the clean value.
+
+    The responsibility-weighted average of the per-component posterior means
+    (see :func:`denoising_posterior`).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N,) or (N, 1)
+    theta : GMM
+        The data distribution.
+    alpha_bar : float
+        abar_t in (0, 1].
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    return denoising_posterior(x_t, theta, alpha_bar).mean()
+
+
+# ---------------------------------------------------------------------------
+# Ancestral sampling
+# ---------------------------------------------------------------------------
+
+
+def _draw_mixture(weights, means, variances, rng):
+    """One draw per row from sum_k weights[j, k] N(means[j, k], variances[k])."""
+    n = weights.shape[0]
+    cumulative = np.cumsum(weights, axis=1)
+    u = rng.random(n) * cumulative[:, -1]
+    k = np.minimum((u[:, None] >= cumulative).sum(axis=1), weights.shape[1] - 1)
+    rows = np.arange(n)
+    return means[rows, k] + np.sqrt(variances[k]) * rng.standard_normal(n)
+
+
+def exact_reverse_sample(theta, schedule, n_samples, rng):
+    """Ancestral samples of x_0 from the exact reverse process of the forward chain.
+
+    x_T ~ q(x_T) (:func:`noised_mixture` at abar_T), then for t = T..1,
+    x_{t-1} ~ q(x_{t-1} | x_t). The reverse step is a Gaussian mixture: x_t
+    is x_{t-1} ~ q(x_{t-1}) noised by one step of signal fraction alpha_t,
+    so q(x_{t-1} | x_t) is :func:`denoising_posterior` of the mixture
+    q(x_{t-1}) at ``alpha_bar = alpha_t``. The output is distributed exactly
+    as theta (up to the generator and rounding): a check of the closed forms,
+    not a model.
+
+    Parameters
+    ----------
+    theta : GMM
+        The data distribution q(x_0).
+    schedule : NoiseSchedule
+    n_samples : int
+        N >= 1.
+    rng : numpy.random.Generator
+        The source of randomness (pass ``np.random.default_rng(seed)``).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    check_theta(theta)
+    _check_schedule(schedule)
+    n = _check_n_samples(n_samples)
+    _check_rng(rng)
+    bars = np.concatenate([[1.0], schedule.alpha_bars])  # abar_0 .. abar_T
+    top = noised_mixture(theta, bars[-1])
+    x = _draw_mixture(
+        np.broadcast_to(top.weights, (n, top.n_components)),
+        np.broadcast_to(top.means, (n, top.n_components)),
+        top.variances,
+        rng,
+    )
+    for t in range(schedule.n_steps, 0, -1):
+        previous = noised_mixture(theta, bars[t - 1])
+        step = denoising_posterior(x, previous, schedule.alphas[t - 1])
+        x = _draw_mixture(step.weights, step.means, step.variances, rng)
+    return x
+
+
+def _check_reverse_variances(reverse_variances, schedule):
+    variances = as_real_array(reverse_variances, "reverse_variances")
+    if variances.shape != (schedule.n_steps,):
+        raise ValueError(
+            "reverse_variances must hold one sigma_t^2 per step, shape "
+            f"({schedule.n_steps},); got shape {variances.shape}."
+        )
+    if np.any(variances <= 0):
+        raise ValueError(
+            "reverse_variances must be > 0 (sigma_t^2 of p(x_{t-1} | x_t)); got "
+            f"minimum {variances.min():.3g}. schedule.betas is Ho et al.'s choice."
+        )
+    return variances
+
+
+def ddpm_sample(theta, schedule, reverse_variances, n_samples, rng):
+    """Ancestral samples from Ho et al.'s model with the optimal denoiser.
+
+    The model p(x_{0:T}) = p(x_T) prod_t p(x_{t-1} | x_t) with p(x_T) =
+    N(0, 1) and Gaussian reverse steps
+
+        p(x_{t-1} | x_t) = N(mu-tilde_t(x_t, x0-hat(x_t)), sigma_t^2),
+
+    x0-hat = :func:`optimal_denoiser` (equivalently, Ho et al.'s Algorithm 2
+    with the optimal noise predictor). Noise is added at every step, t = 1
+    included (a continuous decoder p(x_0 | x_1); Ho et al. instead output the
+    mean at t = 1 for their discrete images). Unlike
+    :func:`exact_reverse_sample`, this is an approximation of the data
+    distribution: the true reverse step is a mixture, not a Gaussian, and
+    q(x_T) is not exactly N(0, 1).
+
+    Parameters
+    ----------
+    theta : GMM
+        The data distribution, which the denoiser knows exactly.
+    schedule : NoiseSchedule
+    reverse_variances : array_like, shape (T,)
+        sigma_t^2 > 0 for t = 1..T; Ho et al. use ``schedule.betas`` or
+        ``schedule.posterior_variances`` (the latter is 0 at t = 1).
+    n_samples : int
+        N >= 1.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    check_theta(theta)
+    _check_schedule(schedule)
+    sigmas = np.sqrt(_check_reverse_variances(reverse_variances, schedule))
+    n = _check_n_samples(n_samples)
+    _check_rng(rng)
+    x0_coef, xt_coef = _posterior_coefficients(schedule)
+    bars = schedule.alpha_bars
+    x = rng.standard_normal(n)
+    for t in range(schedule.n_steps, 0, -1):
+        x0_hat = optimal_denoiser(x, theta, bars[t - 1])
+        mean = x0_coef[t - 1] * x0_hat + xt_coef[t - 1] * x
+        x = mean + sigmas[t - 1] * rng.standard_normal(n)
+    return x
+
+
+# ---------------------------------------------------------------------------
+# The variational bound, averaged over the data mixture
+# ---------------------------------------------------------------------------
+
+
+# The uniform grid reaches this many standard deviations beyond the outermost
+# component on each side: the Gaussian tail there is below exp(-14^2 / 2),
+# about 1e-43, so truncating the integral costs nothing in float64.
+_GRID_HALF_WIDTH = 14.0
+_MAX_GRID = 1_000_000
+
+
+def _check_points_per_sd(points_per_sd):
+    if isinstance(points_per_sd, bool) or not isinstance(
+        points_per_sd, int | np.integer
+    ):
+        raise TypeError(
+            f"points_per_sd must be an int, got {type(points_per_sd).__name__}."
+        )
+    if not 2 <= points_per_sd <= 1000:
+        raise ValueError(
+            f"points_per_sd must be between 2 and 1000, got {points_per_sd}."
+        )
+    return int(points_per_sd)
+
+
+def mixture_expectation(f, theta, points_per_sd=8):
+    """E[f(x)] for x ~ theta, by the trapezoidal rule on a uniform grid.
+
+    .. math::
+
+        \\mathbb{E}f \\approx h \\sum_i p(x_i \\mid \\theta) f(x_i),
+        \\qquad x_i = x_{\\min} + i h,
+
+    with h = min_k sigma_k / ``points_per_sd`` and the grid reaching 14
+    standard deviations beyond the outermost components. For an integrand
+    that is analytic in a strip around the real line and decays like a
+    Gaussian, the trapezoidal rule converges geometrically in 1 / h
+    (Trefethen and Weideman 2014, "The exponentially convergent trapezoidal
+    rule", SIAM Review 56, sec. 5): the mixture density times a smooth f whose
+    features are no narrower than the components.
+
+    Parameters
+    ----------
+    f : callable
+        Maps an array of shape (M,) to an array of shape (M,).
+    theta : GMM
+    points_per_sd : int
+        Grid points per standard deviation of the narrowest component,
+        between 2 and 1000.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If the grid would need more than 1e6 points (components whose scales
+        differ by a factor of about 1e4 or more).
+    """
+    check_theta(theta)
+    m = _check_points_per_sd(points_per_sd)
+    sd = np.sqrt(theta.variances)
+    lo = float(np.min(theta.means - _GRID_HALF_WIDTH * sd))
+    hi = float(np.max(theta.means + _GRID_HALF_WIDTH * sd))
+    h = float(sd.min()) / m
+    size = int(np.ceil((hi - lo) / h)) + 1
+    if size > _MAX_GRID:
+        raise ValueError(
+            f"the quadrature grid would need {size} points (the components' "
+            "standard deviations differ too much for one uniform grid); lower "
+            "points_per_sd or integrate component by component."
+        )
+    x = lo + h * np.arange(size)
+    density = np.exp(log_sum_exp_rows(log_joint(x, theta)))
+    values = np.asarray(f(x), dtype=np.float64)
+    return float(h * (density @ values))
+
+
+def mixture_entropy(theta, points_per_sd=8):
+    """H(theta) = -E[log p(x | theta)] for x ~ theta, in nats (quadrature).
+
+    Parameters
+    ----------
+    theta : GMM
+    points_per_sd : int
+        Grid density of :func:`mixture_expectation`.
+
+    Returns
+    -------
+    float
+    """
+    return -mixture_expectation(
+        lambda x: log_sum_exp_rows(log_joint(x, theta)), theta, points_per_sd
+    )
+
+
+class DiffusionBound(NamedTuple):
+    """Ho et al.'s bound L = L_T + sum_{t>1} L_{t-1} + L_0 (eq. 5), averaged over x_0.
+
+    Each term is E over x_0 ~ theta (and x_t ~ q(x_t | x_0)), in nats; L is
+    the negative ELBO, so E[log p(x_0)] >= -L for the model p.
+
+    Attributes
+    ----------
+    prior : float
+        L_T = E KL(q(x_T | x_0) || N(0, 1)).
+    transitions : ndarray, shape (T - 1,)
+        L_{t-1} = E KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) for
+        t = 2..T (entry t - 2).
+    decoder : float
+        L_0 = E[-log p(x_0 | x_1)].
+    """
+
+    prior: float
+    transitions: np.ndarray
+    decoder: float
+
+    @property
+    def elbo(self):
+        """The ELBO, -(L_T + sum L_{t-1} + L_0), averaged over x_0 ~ theta."""
+        return -(self.prior + float(self.transitions.sum()) + self.decoder)
+
+
+def denoising_mse(theta, alpha_bar, points_per_sd=8):
+    """E[(x_0 - E[x_0 | x_t])^2], the optimal denoiser's mean squared error.
+
+    By the law of total variance it equals E[Var(x_0 | x_t)] over x_t ~
+    q(x_t), a 1-D integral of a closed form (:meth:`DenoisingPosterior.variance`)
+    against the mixture :func:`noised_mixture`, done by
+    :func:`mixture_expectation`.
+
+    Parameters
+    ----------
+    theta : GMM
+    alpha_bar : float
+        abar_t in (0, 1].
+    points_per_sd : int
+        Grid density of :func:`mixture_expectation`.
+
+    Returns
+    -------
+    float
+    """
+    noised = noised_mixture(theta, alpha_bar)
+
+    def posterior_variance(x_t):
+        return denoising_posterior(x_t, theta, alpha_bar).variance()
+
+    return mixture_expectation(posterior_variance, noised, points_per_sd)
+
+
+def ddpm_bound(theta, schedule, reverse_variances, points_per_sd=8):
+    """The terms of Ho et al.'s bound for the model of :func:`ddpm_sample`.
+
+    Given x_0 the KL terms are between Gaussians (``emlib.gaussian_kl``), and
+    the model's mean differs from mu-tilde_t only through x0-hat, so
+
+    .. math::
+
+        L_{t-1} = \\tfrac12\\Big[\\frac{c_t^2\\,\\mathrm{mse}_t}{\\sigma_t^2}
+                  + \\frac{\\tilde\\beta_t}{\\sigma_t^2} - 1
+                  - \\log\\frac{\\tilde\\beta_t}{\\sigma_t^2}\\Big],
+        \\quad
+        L_0 = \\tfrac12\\log(2\\pi\\sigma_1^2) + \\frac{\\mathrm{mse}_1}{2\\sigma_1^2},
+        \\quad
+        L_T = \\tfrac12\\big[\\bar\\alpha_T\\mathbb{E}x_0^2 + (1 - \\bar\\alpha_T)
+              - 1 - \\log(1 - \\bar\\alpha_T)\\big],
+
+    with c_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t) the coefficient of x_0
+    in mu-tilde_t and mse_t = :func:`denoising_mse` at abar_t. L_T is exact;
+    the mse_t are 1-D integrals of closed forms, by the trapezoidal rule
+    (:func:`mixture_expectation`; about 1e-14 relative at the default grid).
+
+    Parameters
+    ----------
+    theta : GMM
+        The data distribution (the denoiser knows it exactly).
+    schedule : NoiseSchedule
+        T >= 2.
+    reverse_variances : array_like, shape (T,)
+        sigma_t^2 > 0 of the model's reverse steps.
+    points_per_sd : int
+        Grid density of :func:`mixture_expectation`.
+
+    Returns
+    -------
+    DiffusionBound
+    """
+    check_theta(theta)
+    _check_schedule(schedule)
+    if schedule.n_steps < 2:
+        raise ValueError("the bound needs T >= 2 steps (L_T, L_{t-1}, L_0).")
+    sigma2 = _check_reverse_variances(reverse_variances, schedule)
+    bars = schedule.alpha_bars
+    second_moment = float(theta.weights @ (theta.means**2 + theta.variances))
+    # E_x0 KL(N(sqrt(abar_T) x_0, 1 - abar_T) || N(0, 1)): the mean term is
+    # quadratic in x_0, so its average is that of a mean sqrt(abar_T E x_0^2).
+    prior = gaussian_kl(np.sqrt(bars[-1] * second_moment), 1.0 - bars[-1], 0.0, 1.0)
+    mse = np.array([denoising_mse(theta, b, points_per_sd) for b in bars])
+    x0_coef, _ = _posterior_coefficients(schedule)
+    beta_tilde = schedule.posterior_variances
+    transitions = np.array(
+        [
+            gaussian_kl(x0_coef[i] * np.sqrt(mse[i]), beta_tilde[i], 0.0, sigma2[i])
+            for i in range(1, schedule.n_steps)
+        ]
+    )
+    decoder = 0.5 * (_LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
+    return DiffusionBound(prior, transitions, float(decoder))
