@@ -86,6 +86,10 @@ html_theme_options = {
     "show_navbar_depth": 1,
     "use_download_button": True,
     "use_fullscreen_button": False,
+    # Search sits in the sidebar; not a second time in a header bar.
+    "navbar_persistent": [],
+    # No author line (the project names none) and no copyright line.
+    "footer_content_items": [],
 }
 # The download button offers each notebook as the .ipynb it was built from.
 html_sourcelink_suffix = ""
