@@ -40,6 +40,8 @@ nb_ipywidgets_js = {}
 # $...$ and $$...$$ as in Jupyter; $$ ... $$ (label) numbers an equation that
 # {eq}`label` cites from any notebook; \begin{align} etc. as display math.
 myst_enable_extensions = ["dollarmath", "amsmath"]
+# $$...$$ inside a line of prose is display maths, as Jupyter renders it.
+myst_dmath_double_inline = True
 # MyST would write a MathJax 3/4 configuration, which MathJax 2 does not read;
 # the delimiters are set for MathJax 2 below instead.
 myst_update_mathjax = False
