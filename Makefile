@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
+# JupyterLab reads setting defaults from here, inside the venv: the project's
+# own, not the user's home directory.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/emlib.json
 # Quiet a jupyter_core deprecation warning (pytest turns warnings into errors).
 export JUPYTER_PLATFORM_DIRS := 1
 
@@ -20,8 +23,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3
 	touch $(STAMP)
 
-lab: $(STAMP)
+# A quiet JupyterLab: no news pop-up, no update check (lab/overrides.json).
+lab: $(STAMP) $(LAB_SETTINGS)
 	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
+
+$(LAB_SETTINGS): lab/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,9 +43,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_multivariate.py
 
 # The notebooks, with their stored outputs, as a book readable offline:
-# open build/html/index.html.
+# open build/html/index.html. Sphinx + MyST-NB, configured in book/conf.py;
+# the contents are notebooks/index.md. Warnings (a broken link) are errors.
 html: $(STAMP)
-	$(BIN)/python tools/build_html.py build/html
+	$(BIN)/sphinx-build -W --keep-going -q -b html -c book -d build/doctrees \
+	  notebooks build/html
+	@echo "open build/html/index.html"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

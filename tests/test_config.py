@@ -2,11 +2,14 @@
 
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
 from nbval.plugin import get_sanitize_patterns
+from toc import book_toc
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -77,3 +80,34 @@ def test_readme_quick_start_names_the_make_targets():
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def readme_reading_table():
+    """The notebook names of the README's reading table, in order."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Reading order", 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\| `([0-9][0-9]-[^`]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_book_contents_readme_and_notebooks_agree():
+    # notebooks/index.md is the book's one table of contents: every notebook
+    # is in it once, in file-name order, as in the README's reading table.
+    notebooks = [path.stem for path in NOTEBOOKS]
+    assert book_toc() == notebooks
+    assert readme_reading_table() == notebooks
+
+
+def test_make_lab_installs_the_quiet_lab_settings():
+    # JupyterLab's own schema accepts the values: never fetch news (so never
+    # ask), never check for updates.
+    overrides = json.loads((ROOT / "lab" / "overrides.json").read_text())
+    plugin = "@jupyterlab/apputils-extension:notification"
+    assert overrides == {plugin: {"fetchNews": "false", "checkForUpdates": False}}
+    schema_path = Path(sys.prefix, "share/jupyter/lab/schemas", *plugin.split(":"))
+    schema = json.loads(schema_path.with_suffix(".json").read_text())
+    jsonschema.validate(overrides[plugin], schema)
+    # Installed where JupyterLab reads setting defaults: the venv's, not $HOME.
+    makefile = (ROOT / "Makefile").read_text()
+    installed = r"\$\(VENV\)/share/jupyter/lab/settings/overrides\.d/\w+\.json"
+    assert re.search(rf"^LAB_SETTINGS := {installed}$", makefile, flags=re.MULTILINE)
+    assert re.search(r"^lab: .*\$\(LAB_SETTINGS\)", makefile, flags=re.MULTILINE)
