@@ -89,7 +89,11 @@ class LinearVAE:
         V = as_real_array(self.V, "V")
         b = as_real_array(self.b, "b")
         s2 = as_real_array(self.encoder_variance, "encoder_variance")
-        for arr, name, shape in ((V, "V", (q, d)), (b, "b", (q,)), (s2, "s^2", (q,))):
+        for arr, name, shape in (
+            (V, "V", (q, d)),
+            (b, "b", (q,)),
+            (s2, "encoder_variance", (q,)),
+        ):
             if arr.shape != shape:
                 raise ValueError(
                     f"{name} must have shape {shape} to match W of shape {(d, q)}, "
