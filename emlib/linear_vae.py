@@ -3,7 +3,8 @@
 The decoder is probabilistic PCA's, p(z) = N(0, I_q) and
 p(x | z) = N(W z + mean, sigma^2 I_D); the encoder is an affine map with a
 diagonal covariance, q(z | x) = N(V x + b, diag(s^2)). The evidence lower bound
-of N points, derived with SymPy in notebooks/80-ppca-to-vae.ipynb, is
+of N points (one point's, derived with SymPy in
+notebooks/80-ppca-to-vae.ipynb, summed there and checked against this) is
 
     ELBO = sum_n E_q[log p(x_n | z)] - KL(q(z | x_n) || p(z))
 
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from emlib._checks import as_real_array, check_stopping_rule
-from emlib.gaussian import _d_minus_log1p
+from emlib.gaussian import _r_minus_1_minus_log_r
 from emlib.ppca import (
     PPCA,
     _as_data,
@@ -195,8 +196,8 @@ def _elbo_terms(n, xbar, s, theta):
     """ELBO and its gradient (both summed over the N points) at theta.
 
     theta = (W, mean, sigma^2, V, b, s^2) as arrays; returns
-    (elbo, gradient tuple in the same order, R) where R / N is the expected
-    squared reconstruction error that sigma^2's update needs.
+    (elbo, gradient tuple in the same order, R) where R is the expected
+    squared reconstruction error averaged over the points.
     """
     W, mean, noise, V, b, s2 = theta
     d = W.shape[0]
@@ -208,7 +209,7 @@ def _elbo_terms(n, xbar, s, theta):
     v_s = V @ s
     w_col_sq = np.einsum("ik,ik->k", W, W)  # diagonal of W^T W
     recon = rbar @ rbar + np.sum(a_s * A) + w_col_sq @ s2
-    kl = 0.5 * (mbar @ mbar + np.sum(v_s * V) + np.sum(_d_minus_log1p(s2 - 1.0)))
+    kl = 0.5 * (mbar @ mbar + np.sum(v_s * V) + np.sum(_r_minus_1_minus_log_r(s2, 1.0)))
     elbo = n * (-0.5 * d * (_LOG_2PI + np.log(noise)) - recon / (2.0 * noise) - kl)
     grad = (
         n * (np.outer(rbar, mbar) + a_s @ V.T - W * s2) / noise,
@@ -335,9 +336,12 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     Blocks: (W, mean) and (V, b) enter the ELBO quadratically, with Hessians
     -(G kron I_D) / sigma^2 and -(M kron [S + xbar xbar^T, xbar; xbar^T, 1]) /
     sigma^2, G = [V S V^T + diag(s^2) + mbar mbar^T, mbar; mbar^T, 1] and
-    M = W^T W + sigma^2 I; log sigma^2 and log s_k^2 by their own second
-    derivatives. Returned as steps for (W, mean, log sigma^2, V, c, log s^2),
-    where c = b + V xbar, the encoder's mean at xbar.
+    M = W^T W + sigma^2 I, so for them the step is Newton's. For log sigma^2
+    and log s_k^2 it is the log of (block maximiser / current value), equal
+    to Newton's step to first order. With length 1, each block's step alone
+    would land on that block's maximiser with the others held. Returned as
+    steps for (W, mean, log sigma^2, V, c, log s^2), where c = b + V xbar,
+    the encoder's mean at xbar.
     """
     W, _, noise, V, b, s2 = theta
     q = W.shape[1]
@@ -356,8 +360,11 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     grad_v = (grad[3] - np.outer(grad[4], xbar)) / n
     step_v = noise * np.linalg.solve(m, grad_v) @ s_inv
     step_c = noise * np.linalg.solve(m, grad[4] / n)
-    step_log_noise = 1.0 - W.shape[0] * noise / recon
-    step_log_s2 = noise / (s2 * np.diag(m)) - 1.0
+    # Each variance's own maximiser with the rest held is sigma^2 = R / D and
+    # s_k^2 = sigma^2 / M_kk; the step is the log of target / current, which
+    # is the Newton step in log space to first order but never overshoots.
+    step_log_noise = np.log(recon / (W.shape[0] * noise))
+    step_log_s2 = np.log(noise / (s2 * np.diag(m)))
     return step_dec[:, :q], step_dec[:, q], step_log_noise, step_v, step_c, step_log_s2
 
 
@@ -390,7 +397,9 @@ def fit(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
     -----
     Each step moves the parameters (W, mean, log sigma^2, V, c, log s^2),
     with c = b + V xbar, along the exact gradient multiplied by the inverse of
-    each block's own curvature (see ``_ascent_direction``). Plain gradient
+    each block's own curvature (see ``_ascent_direction``; for the
+    variances, the log of the ratio of the block's maximiser to the current
+    value, so that no step overshoots from a bad start). Plain gradient
     ascent converges too, but slowly: on iris (q = 2) the ELBO's Hessian per
     point has a condition number of about 2e4, and with a fixed step it needs
     some 20,000 steps to bring W W^T + sigma^2 I within 1e-3 of the maximum,

@@ -221,3 +221,18 @@ GOOD = dict(
 def test_bad_input_gets_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_fit_recovers_from_extreme_variances_without_warnings():
+    # Variances far from their block maxima: the log-ratio steps land on
+    # them in one move instead of overflowing exp (pytest turns warnings
+    # into errors), and the fit still reaches the maximum.
+    start = lv.best_encoder(ppca.initial_theta(IRIS, 2))
+    start = dataclasses.replace(
+        start, noise_variance=1e-8, encoder_variance=[1e-200, 1e100]
+    )
+    fit = lv.fit(IRIS, 2, init=start, tol=0, max_iter=400)
+    assert np.all(np.isfinite(fit.elbos))
+    assert np.all(np.diff(fit.elbos) >= -1e-13 * np.abs(fit.elbos[1:]))
+    best = ppca.log_likelihood(IRIS, ml_solution(IRIS, 2))
+    assert fit.elbos[-1] == pytest.approx(best, rel=1e-6)
