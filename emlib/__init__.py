@@ -3,14 +3,15 @@
 Other models have modules of their own: D-dimensional mixtures with
 scikit-learn's covariance types (``emlib.multivariate``), the three-coin model
 (``emlib.three_coins``), categorical hidden Markov models (``emlib.hmm``),
-probabilistic PCA (``emlib.ppca``) and diffusion on a Gaussian-mixture data
+probabilistic PCA and its linear VAE (``emlib.ppca``, ``emlib.linear_vae``)
+and diffusion on a Gaussian-mixture data
 distribution (``emlib.diffusion``).
 
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import diffusion, hmm, multivariate, ppca, three_coins
+from emlib import diffusion, hmm, linear_vae, multivariate, ppca, three_coins
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import EMResult, em, initial_theta
 from emlib.gaussian import gaussian_kl
@@ -40,6 +41,7 @@ __all__ = [
     "incremental_em_step",
     "initial_theta",
     "kl_divergence",
+    "linear_vae",
     "log_likelihood",
     "m_step",
     "multivariate",

@@ -54,6 +54,14 @@ def test_nearly_equal_variances_keep_full_precision(rel):
     assert gaussian_kl(0.0, var_q, 0.0, 2.0) == pytest.approx(want, rel=1e-14)
 
 
+@pytest.mark.parametrize("ratio", [1e40, 1e100, 1e-100])
+def test_extreme_variance_ratios_give_no_overflow_warning(ratio):
+    # The series branch must not be evaluated (and overflow) where it is not
+    # used; pytest turns any warning into an error.
+    want = exact_kl(0.0, ratio, 0.0, 1.0)
+    assert gaussian_kl(0.0, ratio, 0.0, 1.0) == pytest.approx(want, rel=1e-14)
+
+
 def test_sums_over_broadcast_coordinates():
     mean_q = np.array([[0.0, 1.0, -1.0], [2.0, 0.5, 0.0]])
     var_q = np.array([1.0, 0.5, 2.0])
