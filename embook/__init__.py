@@ -10,4 +10,9 @@ numpy-only library under test; this package holds the book's plumbing:
 - :mod:`embook.params`: a GMM as a flat parameter vector and back, and the
   (alpha, mu, sigma) triple the lambdified formulas take; numpy only.
 - :mod:`embook.data`: the data sets shipped in ``data/``.
+- :mod:`embook.em_runs`: one EM step as a map, its Jacobian by central
+  differences, and a check that a run's iteration count does not hinge on
+  rounding; numpy only.
+- :mod:`embook.mixture_plots`: the mixture density as numbers and drawn over
+  a histogram; numpy and matplotlib.
 """

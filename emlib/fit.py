@@ -34,11 +34,12 @@ _BLOCK = 8192
 
 
 class EMResult(NamedTuple):
-    """The outcome of :func:`em` (and of :func:`emlib.three_coins.em`).
+    """The outcome of :func:`em`, :func:`emlib.three_coins.em` and
+    :func:`emlib.hmm.baum_welch`.
 
     Attributes
     ----------
-    theta : GMM or three_coins.ThreeCoins
+    theta : GMM, three_coins.ThreeCoins or hmm.HMM
         The last iterate theta^(n_iter).
     log_likelihoods : ndarray, shape (n_iter + 1,)
         log P(Y | theta^(i)) for i = 0..n_iter, the start included;

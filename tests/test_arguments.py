@@ -54,6 +54,10 @@ CALLS = {
     "em-blocked": lambda a: emlib.em(np.tile(a["y"], 300), gmm(a), max_iter=2),
     "initial_theta": lambda a: emlib.initial_theta(a["y"], 3),
     "initial_theta-column": lambda a: emlib.initial_theta(a["column"], 3),
+    "observed_information": lambda a: emlib.observed_information(a["y"], gmm(a)),
+    "observed_information-column": lambda a: emlib.observed_information(
+        a["column"], gmm(a)
+    ),
 }
 
 

@@ -64,6 +64,7 @@ Y_TAKERS = {
     "em-theta": lambda y: emlib.em(y, THETA),
     "em-k": lambda y: emlib.em(y, 2),
     "initial_theta": lambda y: emlib.initial_theta(y, 2),
+    "observed_information": lambda y: emlib.observed_information(y, THETA),
 }
 
 
@@ -89,6 +90,7 @@ THETA_TAKERS = {
     "e_step": lambda theta: emlib.e_step(Y, theta),
     "q_function": lambda theta: emlib.q_function(Y, GAMMA, theta),
     "elbo": lambda theta: emlib.elbo(Y, GAMMA, theta),
+    "observed_information": lambda theta: emlib.observed_information(Y, theta),
 }
 
 

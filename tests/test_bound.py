@@ -7,11 +7,13 @@ with the magnitudes of the terms, not of the result: they are checked to
 1e-12 times the sum of the absolute values of the terms.
 """
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import reference
+import scipy.stats
 from numpy.testing import assert_allclose
 from problems import PROBLEMS, make_problem
 
@@ -197,3 +199,60 @@ def test_entropy_of_a_one_hot_q_is_positive_zero():
     h = emlib.entropy([[1.0, 0.0], [0.0, 1.0]])
     assert h == 0.0
     assert math.copysign(1.0, h) == 1.0
+
+
+def test_bound_quantities_match_their_definitions_over_all_assignments():
+    """entropy, elbo, q_function, kl_divergence as sums over all K^N assignments z.
+
+    Moved from notebook 20 (its section 5 kept Q itself): for q(z) =
+    prod_j q_j(z_j), H(q) = -sum_z q log q, L = sum_z q log(P(y, z) / q),
+    Q = sum_z q log P(y, z), KL(q || P(z | y)) = sum_z q log(q / P(z | y)), and
+    log P(y) = L + KL, at N = 5, K = 3 (243 assignments), for the posterior
+    rows and for random rows. KL of the posterior with itself is 0, so it is
+    compared with an absolute slack of 1e-14 as well.
+    """
+    rng = np.random.default_rng(20)
+    truth = emlib.GMM([0.5, 0.3, 0.2], [-2.0, 0.5, 3.0], [1.0, 0.25, 2.0])
+    y = reference.mixture_sample(rng, 5, truth.weights, truth.means, truth.variances)
+    theta = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 1.0, 2.0], [2.0, 1.0, 0.5])
+    zs = np.array(list(itertools.product(range(3), repeat=5)))
+    sd = np.sqrt(theta.variances)
+    log_phi = scipy.stats.norm.logpdf(y, theta.means[zs], sd[zs])
+    log_terms = np.log(theta.weights[zs]) + log_phi
+    log_p = log_terms.sum(axis=1)
+    posterior = np.exp(log_p) / np.exp(log_p).sum()
+    gamma = emlib.e_step(y, theta)
+    for rows in (gamma, rng.dirichlet(np.ones(3), size=5)):
+        q_z = rows[np.arange(5), zs].prod(axis=1)
+        assert_allclose(emlib.entropy(rows), -q_z @ np.log(q_z), rtol=RTOL)
+        lower = emlib.elbo(y, rows, theta)
+        assert_allclose(lower, q_z @ (log_p - np.log(q_z)), rtol=RTOL)
+        assert_allclose(emlib.q_function(y, rows, theta), q_z @ log_p, rtol=RTOL)
+        kl = emlib.kl_divergence(rows, gamma)
+        assert_allclose(kl, q_z @ np.log(q_z / posterior), rtol=RTOL, atol=1e-14)
+        assert_identity(emlib.log_likelihood(y, theta), lower, kl)
+
+
+# Checks of emlib alone that notebooks/10-em-lower-bound.ipynb used to make;
+# the notebook now proves the product rule for every N and cites these.
+
+
+def test_kl_and_entropy_of_rows_are_those_of_the_product_distribution():
+    """N = K = 3: the row sums equal KL and H over all 27 joint values."""
+    rng = np.random.default_rng(2)
+    q, p = rng.dirichlet(np.ones(3), size=3), rng.dirichlet(np.ones(3), size=3)
+    states = np.array(list(itertools.product(range(3), repeat=3)))  # (27, N)
+    q_joint = q[np.arange(3), states].prod(axis=1)
+    p_joint = p[np.arange(3), states].prod(axis=1)
+    want_kl = scipy.stats.entropy(q_joint, p_joint)
+    assert_allclose(emlib.kl_divergence(q, p), want_kl, rtol=RTOL, atol=0)
+    assert_allclose(emlib.entropy(q), scipy.stats.entropy(q_joint), rtol=RTOL, atol=0)
+
+
+def test_kl_divergence_matches_scipy_and_is_zero_only_at_equality():
+    rng = np.random.default_rng(3)
+    q, p = rng.dirichlet(np.ones(4), size=2)
+    want = scipy.stats.entropy(q, p)  # sum q log(q / p) when given two arguments
+    assert_allclose(emlib.kl_divergence(q, p), want, rtol=RTOL, atol=0)
+    assert emlib.kl_divergence(q, p) > 0
+    assert emlib.kl_divergence(q, q) == 0
