@@ -15,15 +15,25 @@ mixture and start as bench_em.py:
 
 Times are marginal per iteration, (t(2n) - t(n)) / n, so Dask's graph set-up
 and the one validation pass are not counted, as in bench_em.py.
+
+3. ``--scaling FILE``: time per iteration and memory held against N, in
+   memory, on Dask threads (data read from disk) and on a 2-process
+   ``distributed.LocalCluster`` (data persisted on the workers), written as
+   CSV for the figure of notebooks/90-em-at-scale.ipynb.
 """
 
+import argparse
+import csv
+import logging
 import resource
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import dask
 import dask.array as da
+import distributed
 import numpy as np
 
 import emlib
@@ -126,10 +136,80 @@ def on_disk(theta0, t_memory):
     )
 
 
+def traced_peak(y, theta0, **dask_config):
+    """Peak bytes allocated (tracemalloc, which sees numpy) by 2 iterations on y."""
+    tracemalloc.start()
+    try:
+        with dask.config.set(**dask_config):
+            emlib.em(y, theta0, tol=0, max_iter=2)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+SCALING_N = (100_000, 300_000, 1_000_000, 3_000_000, 10_000_000)
+
+
+def scaling(csv_path, theta0):
+    """Part 3: per-iteration time and memory held against N, written to csv_path."""
+    rows = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        for n in SCALING_N:
+            y = sample(np.random.default_rng(SEED), n)
+            path = Path(tmp) / f"y{n}.npy"
+            np.save(path, y)
+            chunk = max(n // 10, 1)
+            y_disk = npy_as_dask(path, chunk)
+            y_workers = client.persist(da.from_array(y, chunks=chunk))
+            with client.as_current():
+                t_processes = fit_seconds(y_workers, theta0, 2)
+            del y_workers
+
+            rows.append(
+                {
+                    "N": n,
+                    "seconds_in_memory": fit_seconds(y, theta0, 2),
+                    "seconds_threads_from_disk": fit_seconds(
+                        y_disk, theta0, 2, scheduler="threads", num_workers=2
+                    ),
+                    "seconds_processes": t_processes,
+                    # The in-memory fit holds the data (8 N bytes) besides
+                    # what it allocates; the Dask fit reads chunks from disk.
+                    "bytes_in_memory": y.nbytes + traced_peak(y, theta0),
+                    "bytes_threads_from_disk": traced_peak(
+                        y_disk, theta0, scheduler="threads", num_workers=2
+                    ),
+                }
+            )
+            print(rows[-1])
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scaling", metavar="FILE", help="write the scaling CSV")
+    args = parser.parse_args()
     # The start: emlib's default start on a sample, as a user of Dask would.
     theta0 = emlib.initial_theta(sample(np.random.default_rng(SEED + 2), 100_000), K)
-    on_disk(theta0, in_memory(theta0))
+    if args.scaling:
+        scaling(args.scaling, theta0)
+    else:
+        on_disk(theta0, in_memory(theta0))
 
 
 if __name__ == "__main__":
