@@ -54,15 +54,19 @@ def as_observations(y):
         )
     if arr.size == 0:
         raise ValueError("y is empty; EM needs at least one observation.")
+    check_magnitude(np.abs(arr).max())
+    return arr
+
+
+def check_magnitude(magnitude):
+    """Raise unless max_j |y_j| lies in ``Y_MAGNITUDE_RANGE`` (or is 0)."""
     low, high = Y_MAGNITUDE_RANGE
-    magnitude = np.abs(arr).max()
     if magnitude > high or 0 < magnitude < low:
         raise ValueError(
             f"y has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
             "squared deviations are representable in float64; rescale y (for "
             "example divide by its standard deviation) and fit again."
         )
-    return arr
 
 
 def as_row_stochastic(q, shape, name):

@@ -7,8 +7,13 @@ moments the M-step needs. No (N, K) array is ever formed: each block's
 temporaries fit in cache, which is where the speed comes from. The result
 equals alternating ``e_step`` and ``m_step`` up to the order of floating-point
 summation (tests/test_em.py checks it).
+
+The moments are sufficient statistics that merge exactly
+(:func:`merge_statistics`), so the same per-chunk pass serves data held as a
+Dask array, chunk by chunk on any scheduler (``emlib._dask``).
 """
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -93,24 +98,91 @@ def _check_n_components(k, n):
     return int(k)
 
 
-def _e_pass(y, theta):
-    """E-step at theta, fused with the weighted moments the M-step needs.
+class Statistics(NamedTuple):
+    """The E-step's sufficient statistics of a set of points, at theta.
 
-    Parameters
+    Centred at theta's means mu_k, so that they keep their precision for data
+    far from the origin, and mergeable: the statistics of two disjoint sets
+    combine exactly (:func:`merge_statistics`), so they can be computed block
+    by block, chunk by chunk, or on different machines.
+
+    Attributes
     ----------
-    y : ndarray, shape (N,)
-    theta : GMM
-
-    Returns
-    -------
     log_lik : float
-        log P(Y | theta).
+        sum_j log P(y_j | theta) over the set's points.
     nk : ndarray, shape (K,)
         n_k = sum_j gamma_jk.
     shift : ndarray, shape (K,)
-        sum_j gamma_jk (y_j - mu_k) / n_k = mu-hat_k - mu_k, the move of each mean.
-    variances : ndarray, shape (K,)
-        sum_j gamma_jk (y_j - mu-hat_k)^2 / n_k, the M-step's sigma-hat_k^2.
+        sum_j gamma_jk (y_j - mu_k) / n_k = mu-hat_k - mu_k (0 where n_k = 0).
+    m2 : ndarray, shape (K,)
+        sum_j gamma_jk (y_j - mu-hat_k)^2, so that sigma-hat_k^2 = m2 / n_k.
+    """
+
+    log_lik: float
+    nk: np.ndarray
+    shift: np.ndarray
+    m2: np.ndarray
+
+
+def merge_statistics(a, b):
+    """The statistics of the union of two disjoint sets of points.
+
+    Chan, Golub and LeVeque's pairwise update: with n = n_a + n_b and
+    delta = shift_b - shift_a,
+
+        shift = shift_a + delta n_b / n,
+        m2 = m2_a + m2_b + delta^2 n_a n_b / n.
+
+    Every term of m2 is >= 0, so no cancellation, even when a mean moves far
+    relative to its spread. Exact in exact arithmetic, and commutative and
+    associative there (notebooks/90-em-at-scale.ipynb proves it), so any tree
+    of merges gives the same totals up to rounding.
+
+    Parameters
+    ----------
+    a, b : Statistics
+        Of the same theta, over disjoint sets of points.
+
+    Returns
+    -------
+    Statistics
+    """
+    nk = a.nk + b.nk
+    frac = divide_where_mass(b.nk, nk)  # n_b / n, 0 where neither has mass
+    delta = b.shift - a.shift
+    return Statistics(
+        a.log_lik + b.log_lik,
+        nk,
+        a.shift + delta * frac,
+        a.m2 + (b.m2 + delta * delta * a.nk * frac),
+    )
+
+
+def chunk_statistics(y, theta, offset=0):
+    """The E-step at theta over the points ``y``, fused with the M-step's moments.
+
+    One pass in cache-sized blocks: each block's responsibilities gamma_jk,
+    log-likelihood (the log-sum-exp normalisers, free by-products of the
+    E-step) and weighted moments, merged into the running totals by
+    :func:`merge_statistics`. No (N, K) array is formed.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n,)
+        Validated observations (float64), n >= 1.
+    theta : GMM
+    offset : int, default 0
+        Index of ``y[0]`` in the whole data set, for error messages.
+
+    Returns
+    -------
+    Statistics
+
+    Raises
+    ------
+    ValueError
+        If a point has density zero under every component (message gives its
+        index, counting from ``offset``).
     """
     mu = theta.means[:, None]
     # 1 / sqrt(2 sigma_k^2), as two square roots so sigma^2 near 1e308 cannot
@@ -118,12 +190,7 @@ def _e_pass(y, theta):
     inv_sqrt_2var = (1.0 / (np.sqrt(2.0) * np.sqrt(theta.variances)))[:, None]
     log_norm = log_normalizers(theta)[:, None]
     k = theta.n_components
-    # Running weighted count, mean (of y - mu_k) and sum of squared deviations
-    # about that mean, merged block by block (Chan, Golub and LeVeque's
-    # pairwise update): every term is >= 0, so no cancellation even when a
-    # mean moves far relative to its new spread.
-    nk, shift, m2 = np.zeros(k), np.zeros(k), np.zeros(k)
-    log_lik = 0.0
+    total = Statistics(0.0, np.zeros(k), np.zeros(k), np.zeros(k))
     # (K, block) layout: reductions over components run across rows, which
     # numpy vectorises; reductions over points run along contiguous rows.
     dev = np.empty((k, min(_BLOCK, y.size)))
@@ -138,29 +205,25 @@ def _e_pass(y, theta):
             np.square(w, out=w)
         np.subtract(log_norm, w, out=w)  # log alpha_k + log phi(y_j | theta_k)
         peak = w.max(axis=0)
-        check_finite_rows(peak, start)
+        check_finite_rows(peak, offset + start)
         w -= peak
         np.exp(w, out=w)
-        total = w.sum(axis=0)  # sum_k alpha_k phi(y_j | theta_k) / exp(peak_j)
-        log_lik += peak.sum() + np.log(total).sum()
-        w /= total  # gamma_jk
-        nb, mean_b, var_b = weighted_moments(w, d)
-        # Merge: M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b).
-        merged = nk + nb
-        frac = divide_where_mass(nb, merged)
-        delta = mean_b - shift
-        shift += delta * frac
-        m2 += nb * var_b + delta * delta * nk * frac
-        nk = merged
-    variances = divide_where_mass(m2, nk)
-    return float(log_lik), nk, shift, variances
+        density = w.sum(axis=0)  # sum_k alpha_k phi(y_j | theta_k) / exp(peak_j)
+        log_lik = peak.sum() + np.log(density).sum()
+        w /= density  # gamma_jk
+        nb, shift_b, var_b = weighted_moments(w, d)
+        total = merge_statistics(
+            total, Statistics(float(log_lik), nb, shift_b, nb * var_b)
+        )
+    return total
 
 
-def _m_step_from_moments(theta, nk, shift, variances):
-    """theta^(i+1) from the moments of :func:`_e_pass` (the formulas of ``m_step``)."""
-    means = theta.means + shift
-    check_components(nk, means, variances)
-    return GMM(nk / nk.sum(), means, variances)
+def _m_step_from_statistics(theta, stats):
+    """theta^(i+1) from the statistics at theta^(i) (the formulas of ``m_step``)."""
+    means = theta.means + stats.shift
+    variances = divide_where_mass(stats.m2, stats.nk)
+    check_components(stats.nk, means, variances)
+    return GMM(stats.nk / stats.nk.sum(), means, variances)
 
 
 def em(y, init, *, tol=1e-10, max_iter=1000):
@@ -168,11 +231,17 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
 
     Parameters
     ----------
-    y : array_like, shape (N,) or (N, 1)
-        Observations.
+    y : array_like or dask.array.Array, shape (N,) or (N, 1)
+        Observations. A Dask array is fitted chunk by chunk with Dask's active
+        scheduler (threads by default, a ``distributed.Client`` when one is
+        set): each chunk yields its :class:`Statistics` and only those cross
+        between workers; the data are never gathered in one place. The result
+        equals the in-memory fit up to the order of floating-point summation.
     init : GMM or int
         The start theta^(0), or a number of components K, in which case the
-        start is :func:`initial_theta` ``(y, K)``.
+        start is :func:`initial_theta` ``(y, K)``. A Dask array needs a GMM:
+        exact quantiles would need the whole array in memory (fit a sample
+        with ``initial_theta`` for a start).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
         ``tol * N`` (a per-point gain below tol). With ``tol=0`` exactly
@@ -187,31 +256,43 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     Raises
     ------
     ValueError
-        On bad input, or when a component collapses onto a point or empties.
+        On bad input (for a Dask array: with the global index of the first
+        bad point), or when a component collapses onto a point or empties.
     """
-    y = as_observations(y)
-    if isinstance(init, GMM):
-        _check_n_components(init.n_components, y.size)
-        theta = init
-    elif isinstance(init, int | np.integer) and not isinstance(init, bool):
-        theta = initial_theta(y, init)
+    if _is_dask_array(y):
+        from emlib import _dask  # Dask is optional: imported only when used
+
+        y, statistics = _dask.prepare(y, init)
     else:
+        y = as_observations(y)
+        if isinstance(init, int | np.integer) and not isinstance(init, bool):
+            init = initial_theta(y, init)
+        statistics = chunk_statistics
+    if not isinstance(init, GMM):
         raise TypeError(
             "init must be an emlib.GMM start or a number of components K (int), "
             f"got {type(init).__name__}."
         )
+    _check_n_components(init.n_components, y.size)
     check_stopping_rule(tol, max_iter)
 
-    log_lik, *moments = _e_pass(y, theta)
-    log_likelihoods = [log_lik]
+    theta = init
+    stats = statistics(y, theta)
+    log_likelihoods = [stats.log_lik]
     converged = False
     for _ in range(max_iter):
-        theta = _m_step_from_moments(theta, *moments)
-        log_lik, *moments = _e_pass(y, theta)
-        log_likelihoods.append(log_lik)
+        theta = _m_step_from_statistics(theta, stats)
+        stats = statistics(y, theta)
+        log_likelihoods.append(stats.log_lik)
         if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * y.size:
             converged = True
             break
     return EMResult(
         theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
     )
+
+
+def _is_dask_array(y):
+    """True if ``y`` is a dask.array.Array (without importing Dask)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(y, dask_array.Array)
