@@ -1,6 +1,6 @@
 """em: equal to explicit e_step / m_step rounds, its stopping rule, its start.
 
-em fuses the E- and M-steps and runs over the data in blocks of 8192 rows
+em fuses the E- and M-steps and runs over the data in blocks of 65536 rows
 (emlib.fit._BLOCK), so it is checked against the plain functions with N
 below, above and not a multiple of the block size.
 
@@ -118,16 +118,19 @@ def test_em_equals_explicit_rounds_with_a_component_absent_from_a_block():
     the one at -100; the blocked merge must skip empty blocks correctly.
     """
     rng = np.random.default_rng(3)
+    n_left, n_right = BLOCK + 3808, BLOCK + 809  # each cluster fills a block
     y = np.sort(
-        np.concatenate([rng.normal(-100, 1, 12_000), rng.normal(100, 2, 9_001)])
+        np.concatenate([rng.normal(-100, 1, n_left), rng.normal(100, 2, n_right)])
     )
     start = emlib.GMM([0.5, 0.5], [-99.0, 99.0], [2.0, 2.0])
     assert np.all(emlib.e_step(y[:BLOCK], start)[:, 1] == 0)
+    assert np.all(emlib.e_step(y[-BLOCK:], start)[:, 0] == 0)
     result = emlib.em(y, start, tol=0, max_iter=4)
     thetas, log_liks = explicit_rounds(y, start, 4)
     assert_same_theta(result.theta, thetas[-1], np.abs(y).max())
     assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)
-    assert_allclose(result.theta.weights, [12_000 / 21_001, 9_001 / 21_001], rtol=RTOL)
+    weights = np.array([n_left, n_right]) / y.size
+    assert_allclose(result.theta.weights, weights, rtol=RTOL)
 
 
 def test_em_one_iteration_matches_the_reference_m_step():
