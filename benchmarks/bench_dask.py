@@ -183,7 +183,9 @@ def scaling(csv_path, theta0):
             np.save(path, y)
             chunk = max(n // 10, 1)
             y_disk = npy_as_dask(path, chunk)
-            y_workers = client.persist(da.from_array(y, chunks=chunk))
+            # The workers read their chunks from the file themselves, as on a
+            # cluster with shared storage; the data never pass through here.
+            y_workers = client.persist(npy_as_dask(path, chunk))
             with client.as_current():
                 t_processes = fit_seconds(y_workers, theta0, 2)
             del y_workers
