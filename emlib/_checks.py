@@ -36,6 +36,16 @@ def as_real_array(x, name):
     return arr
 
 
+def read_only(arr):
+    """A read-only float64 copy of ``arr``, same shape.
+
+    The copy lives in an immutable bytes buffer: numpy refuses to make it, or
+    any view of it, writeable again, so parameters built from it cannot be
+    changed after validation.
+    """
+    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
+
 def as_observations(y):
     """Validate observed data ``y``: shape (N,) or (N, 1), finite, N >= 1.
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_observations, as_real_array
+from emlib._checks import as_observations, as_real_array, read_only
 from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.model import check_theta, e_step, log_joint, log_sum_exp_rows
@@ -33,11 +33,6 @@ _LOG_2PI = np.log(2.0 * np.pi)
 # ---------------------------------------------------------------------------
 # The noise schedule
 # ---------------------------------------------------------------------------
-
-
-def _read_only(arr):
-    # An array over an immutable bytes buffer cannot be made writeable again.
-    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +69,7 @@ class NoiseSchedule:
                 "every beta_t must lie in (0, 1) (a step's noise variance); got "
                 f"values from {betas.min():.3g} to {betas.max():.3g}."
             )
-        object.__setattr__(self, "betas", _read_only(betas))
+        object.__setattr__(self, "betas", read_only(betas))
 
     @classmethod
     def linear(cls, n_steps):

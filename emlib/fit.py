@@ -80,7 +80,7 @@ def initial_theta(y, n_components):
     GMM
     """
     y = as_observations(y)
-    k = _check_n_components(n_components, y.size)
+    k = check_n_components(n_components, y.size)
     variance = y.var()
     if not variance > 0:
         raise ValueError(
@@ -91,7 +91,8 @@ def initial_theta(y, n_components):
     return GMM(np.full(k, 1.0 / k), means, np.full(k, variance))
 
 
-def _check_n_components(k, n):
+def check_n_components(k, n):
+    """Validate K, the number of components: an int with 1 <= K <= N."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise TypeError(
             f"the number of components must be an int, got {type(k).__name__}."
@@ -278,7 +279,7 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
             "init must be an emlib.GMM start or a number of components K (int), "
             f"got {type(init).__name__}."
         )
-    _check_n_components(init.n_components, y.size)
+    check_n_components(init.n_components, y.size)
     check_stopping_rule(tol, max_iter)
 
     theta = init

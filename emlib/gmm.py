@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import SUM_TOL, as_real_array
+from emlib._checks import SUM_TOL, as_real_array, read_only
 
 
 def _read_only(name, values):
@@ -13,9 +13,7 @@ def _read_only(name, values):
         raise ValueError(
             f"{name} must be 1-D (one entry per component), got shape {arr.shape}."
         )
-    # An array over an immutable bytes buffer: numpy refuses to make it, or
-    # any view of it, writeable again, so the values cannot be changed.
-    return np.frombuffer(arr.tobytes(), dtype=np.float64)
+    return read_only(arr)
 
 
 @dataclass(frozen=True, eq=False)

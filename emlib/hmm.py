@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import SUM_TOL, as_real_array, check_stopping_rule
+from emlib._checks import SUM_TOL, as_real_array, check_stopping_rule, read_only
 from emlib.fit import EMResult
 
 # ---------------------------------------------------------------------------
@@ -60,9 +60,7 @@ def _read_only_stochastic(name, values, ndim, what):
         raise ValueError(
             f"{name}{where} must sum to 1 ({what}); it sums to {sums[worst]:.12g}."
         )
-    # An array over an immutable bytes buffer, as in emlib.GMM: numpy refuses
-    # to make it writeable again.
-    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+    return read_only(arr)
 
 
 @dataclass(frozen=True, eq=False)

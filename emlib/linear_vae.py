@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_real_array, check_stopping_rule
+from emlib._checks import as_real_array, check_stopping_rule, read_only
 from emlib.gaussian import _r_minus_1_minus_log_r
 from emlib.ppca import (
     PPCA,
@@ -36,7 +36,6 @@ from emlib.ppca import (
     _latent_precision,
     _log_likelihood_from_moments,
     _moments,
-    _read_only,
     _start,
 )
 
@@ -107,9 +106,9 @@ class LinearVAE:
         object.__setattr__(self, "W", decoder.W)
         object.__setattr__(self, "mean", decoder.mean)
         object.__setattr__(self, "noise_variance", decoder.noise_variance)
-        object.__setattr__(self, "V", _read_only(V))
-        object.__setattr__(self, "b", _read_only(b))
-        object.__setattr__(self, "encoder_variance", _read_only(s2))
+        object.__setattr__(self, "V", read_only(V))
+        object.__setattr__(self, "b", read_only(b))
+        object.__setattr__(self, "encoder_variance", read_only(s2))
 
     @property
     def decoder(self):

@@ -41,8 +41,9 @@ from emlib._checks import (
     as_real_array,
     as_row_stochastic,
     check_stopping_rule,
+    read_only,
 )
-from emlib.fit import EMResult
+from emlib.fit import EMResult, check_n_components
 from emlib.model import check_finite_rows, divide_where_mass, log_sum_exp_rows
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -121,18 +122,6 @@ def _check_reg_covar(reg_covar):
     return float(reg_covar)
 
 
-def _check_n_components(k, n):
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise TypeError(
-            f"the number of components must be an int, got {type(k).__name__}."
-        )
-    if not 1 <= k <= n:
-        raise ValueError(
-            f"the number of components K must satisfy 1 <= K <= N = {n}; got {k}."
-        )
-    return int(k)
-
-
 def _check_theta(theta, n_features):
     if not isinstance(theta, GMM):
         raise TypeError(
@@ -149,11 +138,6 @@ def _check_theta(theta, n_features):
 # ---------------------------------------------------------------------------
 # Parameters
 # ---------------------------------------------------------------------------
-
-
-def _read_only(arr):
-    """A read-only copy of ``arr`` over an immutable buffer (see emlib.gmm)."""
-    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
 
 
 def _lower_cholesky(sigma, what):
@@ -312,7 +296,7 @@ class GMM:
                 np.log(np.diagonal(precision_chol, axis1=1, axis2=2)).sum(axis=1),
             ),
         ]:
-            object.__setattr__(self, name, _read_only(arr))
+            object.__setattr__(self, name, read_only(arr))
 
     @property
     def n_components(self):
@@ -679,7 +663,7 @@ def initial_theta(X, n_components, covariance_type="full"):
         lower-dimensional subspace), since no start could then be given.
     """
     X = as_points(X)
-    k = _check_n_components(n_components, X.shape[0])
+    k = check_n_components(n_components, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
     means = np.quantile(X, (np.arange(k) + 0.5) / k, axis=0)
     centred = X - X.mean(axis=0)
@@ -804,7 +788,7 @@ def em(
     reg_covar = _check_reg_covar(reg_covar)
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
-        _check_n_components(init.n_components, X.shape[0])
+        check_n_components(init.n_components, X.shape[0])
         if init.covariance_type != covariance_type:
             raise ValueError(
                 f"init has covariance_type={init.covariance_type!r} but em was "

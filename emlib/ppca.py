@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_real_array, check_stopping_rule
+from emlib._checks import as_real_array, check_stopping_rule, read_only
 from emlib.fit import EMResult
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -31,11 +31,6 @@ _LOG_2PI = np.log(2.0 * np.pi)
 # ---------------------------------------------------------------------------
 # Parameters
 # ---------------------------------------------------------------------------
-
-
-def _read_only(arr):
-    # An array over an immutable bytes buffer cannot be made writeable again.
-    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +80,8 @@ class PPCA:
         noise = float(noise)
         if not (np.isfinite(noise) and noise > 0):
             raise ValueError(f"noise_variance must be finite and > 0, got {noise}.")
-        object.__setattr__(self, "W", _read_only(W))
-        object.__setattr__(self, "mean", _read_only(mean))
+        object.__setattr__(self, "W", read_only(W))
+        object.__setattr__(self, "mean", read_only(mean))
         object.__setattr__(self, "noise_variance", noise)
 
     @property
