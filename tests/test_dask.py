@@ -50,7 +50,7 @@ def cluster():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: never 8787, which another may hold
         silence_logs=50,
     ) as cluster:
         yield cluster
