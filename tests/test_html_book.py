@@ -2,25 +2,29 @@
 
 Builds the book once per session into a temporary directory, with the same
 Sphinx command as ``make html`` (so no earlier ``make html`` is needed, and a
-warning, such as a broken cross-reference, fails the build), then opens its
-pages from ``file://`` URLs in Debian's headless Chromium, driven by
-Playwright. Every request that is not for a file on disk is aborted and
-recorded, and the tests fail if there was any. Without Chromium the browser
+warning, such as a broken cross-reference, fails the build), then reads its
+pages' HTML and opens a few of them from ``file://`` URLs in Debian's
+headless Chromium, driven by Playwright. Every request of those that is not
+for a file on disk is aborted and recorded, and the tests fail if there was
+any. Without Chromium the browser
 tests are skipped, except when the environment variable CI is set: there its
 absence is a failure.
 
 MathJax 2's HTML-CSS output, what a reader sees, costs about 10 ms a formula:
-a minute for the book's ~3,200 formulas, most of this module's time when it
-typeset every page. So the pages and their maths are checked in three parts:
+a minute for the book's ~3,200 formulas; opening every page in the browser,
+even untypeset, was most of this module's time. What the pages are made of
+is written by Sphinx and the theme, so most checks read the built HTML
+(parsed with html.parser) and the browser opens a few pages only:
 
-* The tour: every page, in reading order, is opened with the request for
-  MathJax's script aborted, so nothing is typeset. There the tests check
-  that no request leaves the disk, that the sidebar and previous/next follow
-  the reading order, that code cells have copy buttons, that figures load,
-  that no TeX ("$", "\\(", "\\[") is left in the prose outside Sphinx's maths
-  elements, and that each page with maths asks for MathJax from
-  ``_static/mathjax``. The maths elements of each page are collected as the
-  page has them.
+* Static, every page: the sidebar and previous/next (rendered by the theme
+  into the HTML) follow the reading order; every figure of the article is a
+  file on disk that decodes as an image of nonzero size; no TeX ("$",
+  "\\(", "\\[") is left in the prose of the article outside code, pre,
+  script and Sphinx's maths elements; each page with maths loads
+  ``_static/mathjax/MathJax.js``, which is there; each page with code cells
+  loads the copy-button script and stylesheet; and no ``src`` or ``href`` of
+  any page of the build points at ``http://`` or ``https://``. The maths
+  elements of each page are collected as the HTML has them.
 * The TeX check: in one page with MathJax loaded, every collected element of
   every page goes through MathJax's tex2jax (which finds the formula in the
   element, as on the page: exactly one per element) and its TeX input jax
@@ -29,22 +33,28 @@ typeset every page. So the pages and their maths are checked in three parts:
   configuration disables noUndefined and noErrors, so an undefined macro is
   an error; a test proves the check reports one, an unbalanced brace, and
   an element with no formula or two.
-* The sample: the overview typeset in full with the STIX-Web font, as a
-  reader sees it, while the tour goes on: every formula typeset, no error,
-  MathJax's own files (output jax, fonts) read from disk and nothing from
-  the network. The TeX check and the undefined-macro test run there. What
-  the other pages are not checked for is the HTML-CSS layout of their
-  formulas, past the TeX (and the font files of any Unicode block only they
-  use, read from the same local copy of MathJax).
+* In the browser, a sample: the overview typeset in full with the STIX-Web
+  font, as a reader sees it: every formula typeset, no error, MathJax's own
+  files (output jax, fonts) read from disk; the TeX check and the
+  undefined-macro test run there. The search page finds the Lagrangian, and
+  a cross-reference of notebook 40 lands on its equation in notebook 30.
+  Every request of these pages that is not for a file on disk is aborted
+  and fails the tests, and the copy buttons, which a script adds, are
+  counted on the overview and on notebook 40. What the other pages are not
+  checked for is what their scripts do (copy buttons, the HTML-CSS layout
+  of their formulas past the TeX, the font files of any Unicode block only
+  they use, read from the same local copy of MathJax).
 
 The cross-reference test relies on the equation labels ``gmm-m-step-mu``,
 ``gmm-m-step-var`` and ``gmm-m-step-alpha`` of notebook 30, and on notebook
 40 citing ``gmm-m-step-mu`` with {eq}.
 """
 
+import html
 import os
 import re
 import warnings
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -92,32 +102,127 @@ WAIT_FOR_MATHJAX = """window.MathJax = {AuthorInit: () => {
   });
 }};"""
 
-# What every page shows, MathJax or not. Prose is the text of the article
-# without code and without Sphinx's maths elements, where a "$", "\\(" or
-# "\\[" left over would be TeX that MathJax would not typeset.
-INSPECT = """() => {
+# A "$", "\\(" or "\\[" left in the prose: TeX that MathJax would not typeset.
+RAW_TEX = re.compile(r"(?:[$]|\\[(\[])[^\n]{0,40}")
+# Elements whose text is not prose.
+NOT_PROSE = ("code", "pre", "script")
+# Attributes that name a URL.
+URL_ATTRIBUTES = ("src", "href", "srcset", "xlink:href", "action", "poster")
+
+# The copy buttons the copy-button script has added, and the code cells.
+COUNT_COPY_BUTTONS = """() => {
   const article = document.querySelector("article.bd-article");
-  const copy = article.cloneNode(true);
-  copy.querySelectorAll("code, pre, script, .math.notranslate")
-      .forEach((c) => c.remove());
-  const prose = copy.textContent;
   return {
-    // Sphinx's maths elements, in the article and in the headings listed
-    // beside it, as written (MathJax, when it runs, rewrites them).
-    math: Array.from(document.querySelectorAll(".math.notranslate"))
-      .map((m) => m.outerHTML),
-    rawMath: (prose.match(/([$]|\\\\[(\\[])[^\\n]{0,40}/g) || []).slice(0, 3),
-    images: Array.from(article.querySelectorAll("img")).map((i) => ({
-      src: i.getAttribute("src"), complete: i.complete, width: i.naturalWidth,
-    })),
     codeCells: article.querySelectorAll("div.cell_input pre").length,
     copyButtons: article.querySelectorAll("div.cell_input button.copybtn").length,
-    sidebar: Array.from(document.querySelectorAll("nav.bd-docs-nav a.reference"))
-      .map((a) => a.getAttribute("href")),
-    prev: document.querySelector("a.left-prev")?.getAttribute("href") ?? null,
-    next: document.querySelector("a.right-next")?.getAttribute("href") ?? null,
   };
 }"""
+
+
+class PageParser(HTMLParser):
+    """What a page of the built book holds, read from its HTML.
+
+    ``math``: Sphinx's maths elements (class ``math notranslate``), in the
+    article and in the headings listed beside it, as HTML, as a browser's
+    ``outerHTML`` gives them; ``prose``: the text of ``article.bd-article``
+    without code, pre, script and maths elements, as ``textContent`` gives
+    it; ``images``: the ``src`` of the article's images; ``code_cells``:
+    the ``pre`` in its ``div.cell_input``; ``scripts`` and ``stylesheets``:
+    what the page loads; ``sidebar``: the ``href`` of the ``a.reference``
+    in ``nav.bd-docs-nav``; ``prev``, ``next``: those of ``a.left-prev``
+    and ``a.right-next``; ``urls``: every URL-valued attribute.
+    """
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.math, self.prose, self.images = [], [], []
+        self.code_cells = 0
+        self.scripts, self.stylesheets, self.sidebar, self.urls = [], [], [], []
+        self.prev = self.next = None
+        # Open regions: name -> [tag, depth of tags of that name inside].
+        self.open = {}
+        self.element = None  # the maths element being written out
+
+    def enter(self, region, tag):
+        self.open[region] = [tag, 0]
+
+    def inside(self, region):
+        return region in self.open
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in URL_ATTRIBUTES:
+            if attrs.get(key):
+                self.urls.append(attrs[key])
+        for region in self.open.values():
+            if region[0] == tag:
+                region[1] += 1
+        classes = (attrs.get("class") or "").split()
+        if self.element is not None:
+            self.element.append(self.get_starttag_text())
+        elif {"math", "notranslate"} <= set(classes):
+            self.element = [f'<{tag} class="{html.escape(attrs["class"])}">']
+            self.enter("math", tag)
+        if tag == "article" and "bd-article" in classes:
+            self.enter("article", tag)
+        if tag == "nav" and "bd-docs-nav" in classes:
+            self.enter("nav", tag)
+        if tag == "div" and "cell_input" in classes:
+            self.enter("cell_input", tag)
+        if tag in NOT_PROSE and not self.inside("not prose"):
+            self.enter("not prose", tag)
+        if tag == "pre" and self.inside("cell_input") and self.inside("article"):
+            self.code_cells += 1
+        if tag == "img" and self.inside("article"):
+            self.images.append(attrs.get("src"))
+        if tag == "script" and attrs.get("src"):
+            self.scripts.append(attrs["src"])
+        if tag == "link" and "stylesheet" in (attrs.get("rel") or "").split():
+            self.stylesheets.append(attrs.get("href"))
+        if tag == "a" and "reference" in classes and self.inside("nav"):
+            self.sidebar.append(attrs.get("href"))
+        if tag == "a" and "left-prev" in classes:
+            self.prev = attrs.get("href")
+        if tag == "a" and "right-next" in classes:
+            self.next = attrs.get("href")
+
+    def handle_endtag(self, tag):
+        if self.element is not None:
+            self.element.append(f"</{tag}>")
+        for name, region in list(self.open.items()):
+            if region[0] != tag:
+                continue
+            if region[1] == 0:
+                del self.open[name]
+                if name == "math":
+                    self.math.append("".join(self.element))
+                    self.element = None
+            else:
+                region[1] -= 1
+
+    def handle_data(self, data):
+        if self.element is not None:
+            self.element.append(html.escape(data, quote=False))
+        prose = not (self.inside("not prose") or self.inside("math"))
+        if self.inside("article") and prose:
+            self.prose.append(data)
+
+
+def read_page(path):
+    """What the page at ``path`` holds: see PageParser."""
+    parser = PageParser()
+    parser.feed(path.read_text("utf-8"))
+    parser.close()
+    parser.prose = "".join(parser.prose)
+    return parser
+
+
+def local_file(page, url):
+    """The file that ``url``, relative to ``page``, names (query, fragment off)."""
+    parts = urlsplit(url)
+    assert parts.scheme == parts.netloc == "", f"{page.name}: {url} is not local"
+    return (page.parent / url2pathname(parts.path)).resolve()
+
 
 # What a typeset page shows of its maths.
 INSPECT_TYPESET = """() => {
@@ -285,33 +390,20 @@ def sample(book, browser):
 
 
 @pytest.fixture(scope="module")
-def tour(book, browser, sample):
-    """Every page of the book opened in turn, in reading order, the index first.
-
-    No maths is typeset. ``shown`` maps each page to what it shows,
-    ``mathjax`` to the MathJax script it asked for (None if none), and
-    ``remote`` lists the requests that were not for files. (It asks for the
-    sample, unused, so that the sample pages typeset while the tour goes on.)
-    """
-    asked = []
-    context, remote = file_only_context(browser, no_mathjax=asked)
-    tab = context.new_page()
-    shown, mathjax = {}, {}
-    for name in ["index.html", *toc_pages()]:
-        tab.goto((book / name).as_uri(), timeout=TIMEOUT_MS)
-        shown[name] = tab.evaluate(INSPECT)
-        mathjax[name] = asked.pop() if asked else None
-    context.close()
-    return SimpleNamespace(shown=shown, mathjax=mathjax, remote=remote)
+def pages(book):
+    """Every page of the book, in reading order, the index first, as read
+    from its HTML (see PageParser)."""
+    return {name: read_page(book / name) for name in ["index.html", *toc_pages()]}
 
 
 @pytest.fixture(scope="module")
-def typeset(sample):
+def typeset(sample, pages):
     """The sample pages, typeset in full, their tabs kept open.
 
     ``shown`` maps each page to what its typeset maths shows, ``tabs`` to
     its tab; ``files`` lists the URLs the pages asked for, ``remote`` the
-    requests that were not for files.
+    requests that were not for files. (It asks for ``pages``, unused, so
+    that the HTML is read while the sample typesets.)
     """
     shown = {}
     for name, tab in sample.tabs.items():
@@ -337,33 +429,43 @@ def check_tex(tab, pages):
     return tab.evaluate(CHECK_TEX, pages)
 
 
-def test_no_page_asks_the_network(tour, typeset):
-    assert tour.remote == []
+def test_no_page_asks_the_network(book, typeset):
     assert typeset.remote == []
     # MathJax's own loads went through the same check: from disk.
     fonts = [url for url in typeset.files if "/mathjax/fonts/HTML-CSS/" in url]
     assert fonts, "the typeset pages loaded no MathJax font"
     assert all(url.startswith("file:") for url in fonts), fonts
+    # The pages the browser does not open: no URL of theirs leaves the disk.
+    remote = [
+        f"{path.name}: {url}"
+        for path in sorted(book.rglob("*.html"))
+        for url in read_page(path).urls
+        if re.match(r"\s*https?:", url, re.IGNORECASE)
+    ]
+    assert remote == [], "these pages point at the network"
 
 
-def test_pages_with_maths_ask_for_the_local_mathjax(book, tour):
-    for name, seen in tour.shown.items():
-        if not seen["math"]:
+def test_pages_with_maths_ask_for_the_local_mathjax(book, pages):
+    for name, seen in pages.items():
+        if not seen.math:
             continue
-        url = tour.mathjax[name]
-        assert url is not None, f"{name} has maths but does not load MathJax"
-        path = Path(url2pathname(urlsplit(url).path))
-        assert path.is_relative_to(book / "_static" / "mathjax"), url
-        assert path.is_file(), f"{name}: {url} is not there"
-    assert tour.shown[M_STEP_PAGE]["math"], "the M-step page shows no maths"
+        scripts = [url for url in seen.scripts if "MathJax.js" in url]
+        assert scripts, f"{name} has maths but does not load MathJax"
+        for url in scripts:
+            path = local_file(book / name, url)
+            assert path.is_relative_to(book / "_static" / "mathjax"), url
+            assert path.name == "MathJax.js", url
+            assert path.is_file(), f"{name}: {url} is not there"
+    assert pages[M_STEP_PAGE].math, "the M-step page shows no maths"
 
 
-def test_every_formula_of_every_page_is_valid_tex(tour, typeset):
+def test_every_formula_of_every_page_is_valid_tex(pages, typeset):
     tab = typeset.tabs[TYPESET_SAMPLE[0]]
-    pages = {name: seen["math"] for name, seen in tour.shown.items()}
-    checked = check_tex(tab, pages)
+    elements = {name: seen.math for name, seen in pages.items()}
+    checked = check_tex(tab, elements)
+    assert checked.keys() == elements.keys()
     for name, result in checked.items():
-        assert result["elements"] == len(pages[name]), name
+        assert result["elements"] == len(elements[name]), name
         assert result["notOne"] == [], f"{name}: not one formula in each element"
         assert result["errors"] == [], f"{name}: TeX errors"
     assert sum(result["elements"] for result in checked.values()) > 1000
@@ -400,31 +502,60 @@ def test_the_sample_pages_typeset_their_maths(typeset):
         assert seen["font"] == "STIX-Web", name
 
 
-def test_every_page_shows_its_figures_and_no_raw_tex(tour):
-    shown = tour.shown
-    for name, seen in shown.items():
-        assert seen["rawMath"] == [], f"{name}: raw TeX left in the prose"
-        for image in seen["images"]:
-            assert image["complete"], f"{name}: image {image['src']} did not load"
-            assert image["width"] > 0, f"{name}: image {image['src']} is broken"
-    assert sum(len(seen["images"]) for seen in shown.values()) > 0, "no figures"
+def test_every_page_shows_its_figures_and_no_raw_tex(book, pages):
+    from PIL import Image
+
+    for name, seen in pages.items():
+        raw = RAW_TEX.findall(seen.prose)[:3]
+        assert raw == [], f"{name}: raw TeX left in the prose"
+        for src in seen.images:
+            assert src, f"{name}: an image has no src"
+            path = local_file(book / name, src)
+            assert path.is_file(), f"{name}: image {src} is not there"
+            assert path.stat().st_size > 0, f"{name}: image {src} is empty"
+            try:
+                with Image.open(path) as image:
+                    width, height = image.size
+                    image.load()  # decodes it all: a truncated file raises
+            except OSError as error:
+                pytest.fail(f"{name}: image {src} does not decode: {error}")
+            assert min(width, height) > 0, f"{name}: image {src} is broken"
+    assert sum(len(seen.images) for seen in pages.values()) > 0, "no figures"
 
 
-def test_sidebar_and_previous_next_follow_the_reading_order(tour):
-    order = list(tour.shown)
+def test_sidebar_and_previous_next_follow_the_reading_order(pages):
+    order = list(pages)
     for i, name in enumerate(order):
-        seen = tour.shown[name]
+        seen = pages[name]
         # The current page's own entry links to "#".
-        assert seen["sidebar"] == [*order[:i], "#", *order[i + 1 :]], name
-        assert seen["prev"] == (order[i - 1] if i > 0 else None), name
-        assert seen["next"] == (order[i + 1] if i + 1 < len(order) else None), name
+        assert seen.sidebar == [*order[:i], "#", *order[i + 1 :]], name
+        assert seen.prev == (order[i - 1] if i > 0 else None), name
+        assert seen.next == (order[i + 1] if i + 1 < len(order) else None), name
 
 
-def test_code_cells_have_copy_buttons(tour):
+def test_code_cells_load_the_copy_button(book, pages):
+    # The buttons themselves are added by the script: counted in the browser
+    # on the overview and on the citing page, below.
     for name in toc_pages():
-        seen = tour.shown[name]
-        assert seen["codeCells"] > 0, name
-        assert seen["copyButtons"] == seen["codeCells"], name
+        seen = pages[name]
+        assert seen.code_cells > 0, name
+        for kind, urls in (("script", seen.scripts), ("css", seen.stylesheets)):
+            found = [url for url in urls if "/copybutton." in "/" + url]
+            assert found, f"{name} does not load the copy-button {kind}"
+            assert all(local_file(book / name, url).is_file() for url in found)
+
+
+def assert_copy_buttons(tab, name):
+    tab.wait_for_load_state("load", timeout=TIMEOUT_MS)
+    seen = tab.evaluate(COUNT_COPY_BUTTONS)
+    assert seen["codeCells"] > 0, name
+    assert seen["copyButtons"] == seen["codeCells"], name
+
+
+def test_the_sample_pages_have_copy_buttons(pages, typeset):
+    for name, tab in typeset.tabs.items():
+        assert_copy_buttons(tab, name)
+        assert tab.evaluate(COUNT_COPY_BUTTONS)["codeCells"] == pages[name].code_cells
 
 
 def test_undefined_tex_shows_as_an_error(typeset):
@@ -454,6 +585,7 @@ def test_equation_cross_reference_lands_on_the_equation(book, page):
     missing = [label for label in M_STEP_LABELS if label not in ids]
     assert missing == [], f"{M_STEP_PAGE} does not define these equation labels"
     page.goto((book / CITING_PAGE).as_uri(), timeout=TIMEOUT_MS)
+    assert_copy_buttons(page, CITING_PAGE)
     link = page.locator(f'a[href="{M_STEP_PAGE}#equation-gmm-m-step-mu"]')
     assert link.count() >= 1, f"{CITING_PAGE} does not cite gmm-m-step-mu"
     link.first.click()
