@@ -26,7 +26,6 @@ import argparse
 import csv
 import logging
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import dask
 import dask.array as da
 import distributed
 import numpy as np
+from bench_em import per_iteration
 
 import emlib
 
@@ -44,17 +44,6 @@ N_MEMORY, N_DISK = 20_000_000, 200_000_000
 def sample(rng, n):
     """n points from a well-separated K-component mixture (as in bench_em.py)."""
     return rng.normal(4.0 * rng.integers(K, size=n), 1.0)
-
-
-def per_iteration(fit, n_iter):
-    """Marginal seconds per EM iteration: (t(2 n_iter) - t(n_iter)) / n_iter."""
-
-    def timed(n):
-        start = time.perf_counter()
-        fit(n)
-        return time.perf_counter() - start
-
-    return (timed(2 * n_iter) - timed(n_iter)) / n_iter
 
 
 def write_npy_in_pieces(path, n, rng):
@@ -109,7 +98,10 @@ def npy_as_dask(path, chunk):
 def fit_seconds(y, theta0, n_iter, **dask_config):
     """Marginal seconds per iteration of emlib.em on y under a Dask config."""
     with dask.config.set(**dask_config):
-        return per_iteration(lambda n: emlib.em(y, theta0, tol=0, max_iter=n), n_iter)
+        # One run each: these take seconds, long enough to time once.
+        return per_iteration(
+            lambda n: emlib.em(y, theta0, tol=0, max_iter=n), n_iter, repeats=1
+        )
 
 
 def in_memory(theta0):

@@ -22,10 +22,10 @@ import emlib
 N, K, N_ITER, REPEATS, SEED = 1_000_000, 5, 10, 3, 0
 
 
-def best_time(run):
-    """Best wall-clock time of ``REPEATS`` calls of ``run``, in seconds."""
+def best_time(run, repeats=REPEATS):
+    """Best wall-clock time of ``repeats`` calls of ``run``, in seconds."""
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
@@ -39,11 +39,14 @@ def make_data(rng):
     return y, emlib.initial_theta(y, K)
 
 
-def per_iteration(fit):
-    """Marginal seconds per EM iteration of ``fit(n_iter)``."""
-    return (
-        best_time(lambda: fit(2 * N_ITER)) - best_time(lambda: fit(N_ITER))
-    ) / N_ITER
+def per_iteration(fit, n_iter=N_ITER, repeats=REPEATS):
+    """Marginal seconds per EM iteration, (t(2 n_iter) - t(n_iter)) / n_iter.
+
+    t(n) times ``fit(n)``, the best of ``repeats`` runs (the least disturbed
+    by other load).
+    """
+    t_long = best_time(lambda: fit(2 * n_iter), repeats)
+    return (t_long - best_time(lambda: fit(n_iter), repeats)) / n_iter
 
 
 def sklearn_fit(y, theta, n_iter):

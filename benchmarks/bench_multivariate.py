@@ -12,7 +12,7 @@ floor is one ``np.exp`` over an N x K float64 array.
 import warnings
 
 import numpy as np
-from bench_em import best_time
+from bench_em import best_time, per_iteration
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -27,13 +27,6 @@ def make_data(rng):
     shear = np.array([[1.0, 0.5], [0.0, 0.7]])
     X = centres[rng.integers(K, size=N)] + rng.normal(size=(N, D)) @ shear
     return X, multivariate.initial_theta(X, K, "full")
-
-
-def per_iteration(fit):
-    """Marginal seconds per EM iteration of ``fit(n_iter)``."""
-    return (
-        best_time(lambda: fit(2 * N_ITER)) - best_time(lambda: fit(N_ITER))
-    ) / N_ITER
 
 
 def sklearn_fit(X, theta, n_iter):
@@ -63,9 +56,9 @@ def main():
     block = np.empty((N, K))
     t_floor = best_time(lambda: np.exp(block, out=block))
     t_emlib = per_iteration(
-        lambda n: multivariate.em(X, theta0, tol=0, max_iter=n)
-    )  # fmt: skip
-    t_sklearn = per_iteration(lambda n: sklearn_fit(X, theta0, n))
+        lambda n: multivariate.em(X, theta0, tol=0, max_iter=n), N_ITER
+    )
+    t_sklearn = per_iteration(lambda n: sklearn_fit(X, theta0, n), N_ITER)
     print(
         f"EM on N = {N:,} points, D = {D}, K = {K}, full covariances: "
         f"(t({2 * N_ITER} iterations) - t({N_ITER})) / {N_ITER}, best of repeats"
