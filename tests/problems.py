@@ -1,11 +1,43 @@
-"""Small random mixture problems with fixed seeds, shared by the tests."""
+"""Random mixture data for the tests: samplers, and small problems with fixed seeds.
+
+numpy and emlib only: conftest.py imports this module, and every pytest
+process loads conftest.py, the xdist controller (which runs no test) included.
+"""
 
 from typing import NamedTuple
 
 import numpy as np
-from reference import mixture_sample, random_theta
 
 import emlib
+
+
+def random_row_stochastic(rng, n, k, zero_fraction=0.3):
+    """An (N, K) matrix of random distributions, about ``zero_fraction`` zeros.
+
+    Every row keeps at least one positive entry. Rows are normalised by their
+    sum, so they sum to 1 up to rounding.
+    """
+    q = rng.gamma(0.7, size=(n, k))
+    q[rng.random((n, k)) < zero_fraction] = 0.0
+    empty = q.sum(axis=1) == 0
+    q[empty, rng.integers(k, size=empty.sum())] = 1.0
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def random_theta(rng, k, *, spread=3.0):
+    """Random (weights, means, variances): weights >= 0.1/K, variances in [0.5, 2]."""
+    weights = 0.1 / k + rng.random(k)
+    return (
+        weights / weights.sum(),
+        rng.uniform(-spread, spread, size=k),
+        rng.uniform(0.5, 2.0, size=k),
+    )
+
+
+def mixture_sample(rng, n, weights, means, variances):
+    """N draws from the mixture (weights, means, variances)."""
+    z = rng.choice(len(weights), size=n, p=weights)
+    return rng.normal(np.asarray(means)[z], np.sqrt(np.asarray(variances))[z])
 
 
 class Problem(NamedTuple):

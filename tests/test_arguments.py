@@ -5,8 +5,8 @@ write into without a copy), and they are compared with copies afterwards.
 """
 
 import numpy as np
+import problems
 import pytest
-import reference
 from numpy.testing import assert_array_equal
 
 import emlib
@@ -15,13 +15,13 @@ import emlib
 def fresh():
     """Writeable arrays: y, gamma, q, p, and a GMM's arrays, N = 40, K = 3."""
     rng = np.random.default_rng(0)
-    y = reference.mixture_sample(rng, 40, [0.3, 0.3, 0.4], [-3.0, 0.0, 4.0], [1.0] * 3)
+    y = problems.mixture_sample(rng, 40, [0.3, 0.3, 0.4], [-3.0, 0.0, 4.0], [1.0] * 3)
     return {
         "y": y,
         "column": y[:, None].copy(),
-        "gamma": reference.random_row_stochastic(rng, 40, 3, zero_fraction=0.0),
-        "q": reference.random_row_stochastic(rng, 40, 3),
-        "p": reference.random_row_stochastic(rng, 40, 3, zero_fraction=0.0),
+        "gamma": problems.random_row_stochastic(rng, 40, 3, zero_fraction=0.0),
+        "q": problems.random_row_stochastic(rng, 40, 3),
+        "p": problems.random_row_stochastic(rng, 40, 3, zero_fraction=0.0),
         "weights": np.array([0.2, 0.3, 0.5]),
         "means": np.array([-2.0, 0.5, 3.0]),
         "variances": np.array([1.0, 2.0, 0.5]),

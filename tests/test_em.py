@@ -15,6 +15,7 @@ contracts near a fixed point but can amplify them early on.
 import math
 
 import numpy as np
+import problems
 import pytest
 import reference
 from numpy.testing import assert_allclose, assert_array_equal
@@ -41,7 +42,7 @@ def assert_same_theta(got, want, y_scale, rtol=RTOL):
 
 def three_clusters(seed, n, offset=0.0):
     rng = np.random.default_rng(seed)
-    y = reference.mixture_sample(
+    y = problems.mixture_sample(
         rng, n, [0.3, 0.5, 0.2], [-4.0, 0.0, 5.0], [1.0, 2.0, 0.5]
     )
     return offset + y

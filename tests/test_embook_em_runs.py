@@ -1,8 +1,8 @@
 """embook.em_runs: the EM step, its Jacobian, and the iteration-count check."""
 
 import numpy as np
+import problems
 import pytest
-import reference
 from numpy.testing import assert_allclose
 
 import emlib
@@ -17,7 +17,7 @@ from embook.params import to_vector
 
 def sample(seed=0, n=200):
     rng = np.random.default_rng(seed)
-    return reference.mixture_sample(rng, n, [0.4, 0.6], [-2.0, 2.0], [1.0, 0.5])
+    return problems.mixture_sample(rng, n, [0.4, 0.6], [-2.0, 2.0], [1.0, 0.5])
 
 
 def test_em_step_is_one_m_step_after_one_e_step():

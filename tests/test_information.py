@@ -15,8 +15,7 @@ import itertools
 
 import numpy as np
 import pytest
-from problems import make_problem
-from reference import mixture_sample
+from problems import make_problem, mixture_sample
 
 import emlib
 

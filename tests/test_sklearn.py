@@ -21,8 +21,8 @@ adds 10 eps to each n_k.
 """
 
 import numpy as np
+import problems
 import pytest
-import reference
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
@@ -72,8 +72,8 @@ CASES = [(0, 200, 2, 10), (1, 500, 3, 25), (2, 1000, 4, 40), (3, 20_000, 3, 15)]
 )
 def test_e_step_m_step_rounds_agree_with_sklearn(seed, n, k, n_iter):
     rng = np.random.default_rng(seed)
-    y = reference.mixture_sample(rng, n, *reference.random_theta(rng, k, spread=2.0))
-    start = emlib.GMM(*reference.random_theta(rng, k, spread=2.0))
+    y = problems.mixture_sample(rng, n, *problems.random_theta(rng, k, spread=2.0))
+    start = emlib.GMM(*problems.random_theta(rng, k, spread=2.0))
     gm = sklearn_rounds(y, start, n_iter)
     theta, log_liks = explicit_rounds(y, start, n_iter)
     assert_allclose(theta.weights, gm.weights_, rtol=RTOL, atol=0)
@@ -90,8 +90,8 @@ def test_e_step_m_step_rounds_agree_with_sklearn(seed, n, k, n_iter):
 
 def test_e_step_agrees_with_sklearn_predict_proba():
     rng = np.random.default_rng(4)
-    y = reference.mixture_sample(rng, 300, *reference.random_theta(rng, 3))
-    start = emlib.GMM(*reference.random_theta(rng, 3))
+    y = problems.mixture_sample(rng, 300, *problems.random_theta(rng, 3))
+    start = emlib.GMM(*problems.random_theta(rng, 3))
     gm = sklearn_rounds(y, start, 1)
     theta = emlib.m_step(y, emlib.e_step(y, start))
     assert_allclose(emlib.e_step(y, theta), gm.predict_proba(y[:, None]), rtol=RTOL)

@@ -13,8 +13,7 @@ import math
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from problems import PROBLEMS, make_problem
-from reference import mixture_sample
+from problems import PROBLEMS, make_problem, mixture_sample
 from test_bad_input import BAD_ROWS, BAD_Y, GAMMA, NOT_A_GMM, THETA, Y
 
 import emlib
