@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest -n 3 --dist loadscope
+	$(BIN)/pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py
