@@ -3,18 +3,19 @@
 import pytest
 from problems import PROBLEMS, make_problem
 
-# Tests whose fixtures take seconds to set up: the book's Sphinx build and
-# the browser, a Dask cluster of worker processes.
+# Marks of tests whose fixtures take seconds to set up, longest first: the
+# book's Sphinx build and browser (about 15 s), a Dask cluster (about 5 s).
 SLOW_START = ("browser", "cluster")
 
 
 def run_order(item):
-    """0 for the slow starters, 1 for notebook cells, 2 for the unit tests."""
-    if any(item.get_closest_marker(name) for name in SLOW_START):
-        return 0
+    """0, 1 for the slow starters, 2 for notebook cells, 3 for the unit tests."""
+    for rank, mark in enumerate(SLOW_START):
+        if item.get_closest_marker(mark):
+            return rank
     if item.path.suffix == ".ipynb":
-        return 1
-    return 2
+        return len(SLOW_START)
+    return len(SLOW_START) + 1
 
 
 def pytest_collection_modifyitems(items):
@@ -22,14 +23,20 @@ def pytest_collection_modifyitems(items):
 
     Under ``-n`` (``make test`` runs ``pytest -n 2``), the ``--dist loadscope
     --no-loadscope-reorder`` of pyproject.toml sends each test module or
-    notebook whole to one worker, in the order in which its first item
-    comes. The book test (about 15 s) and the Dask tests (about 5 s; their
-    cluster tests come first, and with them the module) go first, the
-    notebooks next (3 to 8 s each, a kernel apiece), and the unit-test
+    notebook whole to one worker (a test class would be a unit of its own;
+    there are none), in the order in which its first item comes. So whole
+    modules are sorted, each by its slowest-starting test, and keep their
+    tests together and in order: the book test first, then the Dask tests,
+    then the notebooks (3 to 8 s each, a kernel apiece), and the unit-test
     modules, mostly well under a second each, last, where they fill the
-    gaps. The sort is stable: within each group, the collection order stays.
+    gaps. Within each group, the collection order stays.
     """
-    items.sort(key=run_order)
+    module_rank = {}
+    for item in items:
+        rank = run_order(item)
+        module_rank[item.path] = min(rank, module_rank.get(item.path, rank))
+    position = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (module_rank[item.path], position[id(item)]))
 
 
 @pytest.fixture(params=PROBLEMS, ids=[f"seed{s}-N{n}-K{k}" for s, n, k in PROBLEMS])
