@@ -116,6 +116,40 @@ def as_row_stochastic(q, shape, name):
     return arr
 
 
+def as_responsibilities(gamma, n):
+    """Validate an M-step's gamma: a distribution per row, one row per point.
+
+    Parameters
+    ----------
+    gamma : array_like, shape (N, K)
+        Responsibilities, as :func:`as_row_stochastic` checks them.
+    n : int
+        N, the number of observations.
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+        A float64 copy.
+
+    Raises
+    ------
+    ValueError
+        Besides :func:`as_row_stochastic`'s, if gamma's rows are not N, or if
+        K > N (K components cannot each own a point).
+    """
+    gamma = as_row_stochastic(gamma, None, "gamma")
+    if gamma.shape[0] != n:
+        raise ValueError(
+            f"gamma must have one row per observation: {n} rows, got {gamma.shape[0]}."
+        )
+    if gamma.shape[1] > n:
+        raise ValueError(
+            f"K = {gamma.shape[1]} components need at least K observations; "
+            f"got N = {n}."
+        )
+    return gamma
+
+
 def check_stopping_rule(tol, max_iter):
     """Validate EM's stopping rule: ``tol`` finite and >= 0, ``max_iter`` >= 1."""
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real):

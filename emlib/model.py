@@ -8,7 +8,7 @@ zeros.
 
 import numpy as np
 
-from emlib._checks import as_observations, as_row_stochastic
+from emlib._checks import as_observations, as_responsibilities
 from emlib.gmm import GMM
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -263,17 +263,7 @@ def m_step(y, gamma):
         If a component has n_k = 0 or collapses onto a point.
     """
     y = as_observations(y)
-    gamma = as_row_stochastic(gamma, None, "gamma")
-    if gamma.shape[0] != y.size:
-        raise ValueError(
-            "gamma must have one row per observation: "
-            f"{y.size} rows, got {gamma.shape[0]}."
-        )
-    if gamma.shape[1] > y.size:
-        raise ValueError(
-            f"K = {gamma.shape[1]} components need at least K observations; "
-            f"got N = {y.size}."
-        )
+    gamma = as_responsibilities(gamma, y.size)
     k = gamma.shape[1]
     nk, means, variances = weighted_moments(gamma.T, np.repeat(y[None, :], k, axis=0))
     check_components(nk, means, variances)

@@ -39,7 +39,7 @@ from emlib._checks import (
     SUM_TOL,
     Y_MAGNITUDE_RANGE,
     as_real_array,
-    as_row_stochastic,
+    as_responsibilities,
     check_stopping_rule,
     read_only,
 )
@@ -611,19 +611,10 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
         If a component has n_k = 0 or its covariance is singular.
     """
     X = as_points(X)
-    gamma = as_row_stochastic(gamma, None, "gamma")
+    gamma = as_responsibilities(gamma, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = _check_reg_covar(reg_covar)
-    n, d = X.shape
-    if gamma.shape[0] != n:
-        raise ValueError(
-            f"gamma must have one row per observation: {n} rows, got {gamma.shape[0]}."
-        )
-    k = gamma.shape[1]
-    if k > n:
-        raise ValueError(
-            f"K = {k} components need at least K observations; got N = {n}."
-        )
+    k, d = gamma.shape[1], X.shape[1]
     # Deviations from the data mean (a reference r_k the same for every k).
     reference = np.broadcast_to(X.mean(axis=0), (k, d))
     moments = _Moments(k, d, full=covariance_type in ("full", "tied"))
