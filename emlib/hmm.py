@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import SUM_TOL, as_real_array, check_stopping_rule, read_only
+from emlib._checks import (
+    SUM_TOL,
+    as_array,
+    as_real_array,
+    check_stopping_rule,
+    read_only,
+)
 from emlib.fit import EMResult
 
 # ---------------------------------------------------------------------------
@@ -154,10 +160,7 @@ def _check_hmm(hmm, name="hmm"):
 
 def _as_sequence(seq, name, n_symbols):
     """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M)."""
-    try:
-        arr = np.array(seq, copy=True)
-    except (TypeError, ValueError) as exc:  # ragged nesting
-        raise TypeError(f"{name} must be a 1-D sequence of ints: {exc}") from None
+    arr = as_array(seq, name, expected="a 1-D sequence of ints")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; a sequence needs T >= 1 observations.")
     if arr.dtype.kind not in "iu":
