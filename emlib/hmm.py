@@ -251,39 +251,50 @@ def _forward(seq, hmm, steps):
         If some c_t is 0 the recursion stops there, leaving the later
         entries (and rows of alpha_hat) at 0.
     exact : bool
-        False if rounding may have lost probability: some u_t(j) (alpha-hat
-        before normalising) of a state j that some path can be in at t fell
-        below ``_SAFE`` = tiny / eps. Terms flushed to 0 or subnormal are
-        below tiny, so where every such u_t(j) >= tiny / eps they change it by
-        less than S eps relative; otherwise a lost branch can dominate later
-        (after the others hit a zero), and the caller must use log space.
+        False if rounding may have lost probability: some u_t(j) = c_t
+        alpha-hat_t(j) (before normalising) of a state j that some path can
+        be in at t is below ``_SAFE`` = tiny / eps. Terms flushed to 0 or
+        subnormal are below tiny, so where every such u_t(j) >= tiny / eps
+        they change it by less than S eps relative; otherwise a lost branch
+        can dominate later (after the others meet a zero), and the caller
+        must use log space.
     """
     n_states = hmm.n_states
     alpha_hat = np.zeros((seq.size, n_states))
     scale = np.zeros(seq.size)
     alpha = hmm.start * hmm.emission[:, seq[0]]  # alpha_1(i) = pi_i b_i(o_1)
     c = alpha.sum()
-    # The states some path can be in at t (all of them when nothing is 0).
-    possible = (hmm.start > 0) & (hmm.emission[:, seq[0]] > 0)
-    reachable = (hmm.transition > 0).astype(np.float64)
-    has_zeros = not (np.all(reachable) and np.all(hmm.emission > 0))
-    exact = True
     for t in range(seq.size):
         if t:
             # u_t(j) = sum_i alpha-hat_{t-1}(i) a_ij b_j(o_t), then c_t = sum_j u_t(j)
             with_sum = alpha_hat[t - 1] @ steps[seq[t]]
             alpha, c = with_sum[:n_states], with_sum[n_states]
-            if has_zeros:
-                possible = (possible @ reachable > 0) & (hmm.emission[:, seq[t]] > 0)
-            else:  # from any possible state, every state
-                possible = np.ones(n_states, dtype=bool) if possible.any() else possible
-        if not np.all(alpha[possible] >= _SAFE):
-            exact = False
         if not c > 0.0:
             break
         scale[t] = c
         np.divide(alpha, c, out=alpha_hat[t])
+    unscaled = alpha_hat * scale[:, None]  # u_t(j), to rounding
+    exact = bool(np.all(unscaled[_possible_states(seq, hmm)] >= _SAFE))
     return alpha_hat, scale, exact
+
+
+def _possible_states(seq, hmm):
+    """(T, S) bool: whether some path with P(o_1..o_t, i_t = j) > 0 ends in j.
+
+    The forward recursion on the zero pattern of pi, A and B. Without zeros
+    in A and B every state is possible after the first step.
+    """
+    possible = np.empty((seq.size, hmm.n_states), dtype=bool)
+    possible[0] = (hmm.start > 0) & (hmm.emission[:, seq[0]] > 0)
+    reachable = hmm.transition > 0
+    if np.all(reachable) and np.all(hmm.emission > 0):
+        possible[1:] = possible[0].any()
+        return possible
+    reachable = reachable.astype(np.float64)
+    for t in range(1, seq.size):
+        into = possible[t - 1] @ reachable > 0
+        possible[t] = into & (hmm.emission[:, seq[t]] > 0)
+    return possible
 
 
 def _backward(seq, scale, steps):
