@@ -8,6 +8,7 @@ values) with a message that says what was expected.
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -18,12 +19,54 @@ SUM_TOL = 1e-9
 Y_MAGNITUDE_RANGE = (1e-150, 1e150)
 
 
-def as_real_array(x, name):
-    """Return ``x`` as a new float64 array, or raise if it is not real numbers."""
+def is_dask_array(x):
+    """True if ``x`` is a dask.array.Array (without importing Dask).
+
+    If Dask was never imported, nothing can be a Dask array, so Dask stays an
+    optional dependency.
+    """
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(x, dask_array.Array)
+
+
+def as_array(x, name, expected="an array of real numbers"):
+    """``x`` as a new numpy array (a copy, any dtype), refusing Dask arrays.
+
+    ``np.array`` would silently compute a Dask array and load all of it into
+    memory; only :func:`emlib.em` reduces one chunk by chunk, so every other
+    function refuses it here, where all of emlib's array arguments pass.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        The argument's name, for messages.
+    expected : str
+        What ``x`` should be, for the message on a ragged nested sequence.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is a Dask array, or a ragged nested sequence.
+    """
+    if is_dask_array(x):
+        raise TypeError(
+            f"{name} is a Dask array, which this function would load whole into "
+            "memory; only emlib.em (the 1-D Gaussian mixture) fits Dask arrays, "
+            f"chunk by chunk. Pass {name}.compute() if it fits in memory."
+        )
     try:
-        arr = np.array(x, copy=True)
+        return np.array(x, copy=True)
     except (TypeError, ValueError) as exc:  # ragged nested sequences
-        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+        raise TypeError(f"{name} must be {expected}: {exc}") from None
+
+
+def as_real_array(x, name):
+    """Return ``x`` as a new float64 array, or raise if it is not real numbers.
+
+    A Dask array raises ``TypeError`` (:func:`as_array`).
+    """
+    arr = as_array(x, name)
     if arr.dtype.kind not in "iuf":
         raise TypeError(
             f"{name} must hold real numbers (int or float), got dtype {arr.dtype}."
@@ -164,3 +207,21 @@ def check_stopping_rule(tol, max_iter):
         raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+
+
+def as_generator(random_state):
+    """A numpy Generator from ``random_state``: an int seed, a Generator, or None.
+
+    A Generator is used as it is (so successive calls continue its stream);
+    None seeds a fresh one from the operating system's entropy.
+    """
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
+        raise TypeError(
+            "random_state must be an int seed, a numpy.random.Generator or None, "
+            f"got {type(random_state).__name__}; for example random_state=0."
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state must be a seed >= 0, got {random_state}.")
+    return np.random.default_rng(random_state)

@@ -13,12 +13,11 @@ The moments are sufficient statistics that merge exactly
 Dask array, chunk by chunk on any scheduler (``emlib._dask``).
 """
 
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_observations, check_stopping_rule
+from emlib._checks import as_observations, check_stopping_rule, is_dask_array
 from emlib.gmm import GMM
 from emlib.model import (
     check_components,
@@ -265,7 +264,7 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         On bad input (for a Dask array: with the global index of the first
         bad point), or when a component collapses onto a point or empties.
     """
-    if _is_dask_array(y):
+    if is_dask_array(y):
         from emlib import _dask  # Dask is optional: imported only when used
 
         y, statistics = _dask.prepare(y, init)
@@ -296,9 +295,3 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     return EMResult(
         theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
     )
-
-
-def _is_dask_array(y):
-    """True if ``y`` is a dask.array.Array (without importing Dask)."""
-    dask_array = sys.modules.get("dask.array")
-    return dask_array is not None and isinstance(y, dask_array.Array)

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_observations, as_real_array, check_stopping_rule
+from emlib._checks import (
+    as_array,
+    as_observations,
+    as_real_array,
+    check_stopping_rule,
+)
 from emlib.fit import EMResult
 
 # ---------------------------------------------------------------------------
@@ -124,13 +129,10 @@ def _as_tosses(y):
 
     Booleans are accepted (True = heads). Returns a float64 copy, shape (N,).
     """
-    try:
-        arr = np.asarray(y)
-    except (TypeError, ValueError):  # ragged: as_observations says so
-        arr = None
-    if arr is not None and arr.dtype == np.bool_:
-        y = arr.astype(np.int8)
-    y = as_observations(y)
+    arr = as_array(y, "y")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int8)
+    y = as_observations(arr)
     bad = (y != 0.0) & (y != 1.0)
     if bad.any():
         j = int(np.argmax(bad))
