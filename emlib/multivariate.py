@@ -30,28 +30,33 @@ type        shape     Sigma_k
 =========== ========= ========================================
 """
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
-    Y_MAGNITUDE_RANGE,
     as_real_array,
     as_responsibilities,
-    check_stopping_rule,
+    check_magnitude,
+    check_n_components,
+    check_real,
+    is_int,
     read_only,
 )
-from emlib.fit import EMResult, check_n_components
-from emlib.model import check_finite_rows, divide_where_mass, log_sum_exp_rows
+from emlib._core import run_em
+from emlib._numerics import (
+    EPS,
+    LOG_2PI,
+    TINY,
+    check_finite_rows,
+    divide_where_mass,
+    log_sum_exp_rows,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # Symmetric means |Sigma - Sigma^T| <= this times max |Sigma| entrywise.
 _SYMMETRY_RTOL = 1e-12
-_LOG_2PI = np.log(2.0 * np.pi)
-_EPS = np.finfo(np.float64).eps
-_TINY = np.finfo(np.float64).tiny
 # A covariance is numerically singular when a conditional standard deviation
 # (a diagonal entry of its Cholesky factor) falls within this many units in
 # the last place of the component's mean, or its conditional variance below
@@ -88,14 +93,9 @@ def as_points(X):
             f"X has shape {arr.shape}; EM needs at least one observation (N >= 1) "
             "of at least one coordinate (D >= 1)."
         )
-    low, high = Y_MAGNITUDE_RANGE
-    magnitude = np.abs(arr).max()
-    if magnitude > high or 0 < magnitude < low:
-        raise ValueError(
-            f"X has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
-            "squared deviations are representable in float64; rescale X (for "
-            "example divide each column by its standard deviation) and fit again."
-        )
+    check_magnitude(
+        np.abs(arr).max(), "X", "divide each column by its standard deviation"
+    )
     return arr
 
 
@@ -106,20 +106,6 @@ def _check_covariance_type(covariance_type):
             f" got {covariance_type!r}."
         )
     return covariance_type
-
-
-def _check_reg_covar(reg_covar):
-    if isinstance(reg_covar, bool) or not isinstance(reg_covar, numbers.Real):
-        raise TypeError(
-            f"reg_covar must be a real number, got {type(reg_covar).__name__}."
-        )
-    try:
-        finite = np.isfinite(float(reg_covar))
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not (finite and reg_covar >= 0):
-        raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}.")
-    return float(reg_covar)
 
 
 def _check_theta(theta, n_features):
@@ -365,7 +351,7 @@ def _log_normalizers(theta):
     with np.errstate(divide="ignore"):
         log_weights = np.log(theta.weights)
     return (
-        log_weights - 0.5 * theta.n_features * _LOG_2PI + theta._log_det_precision_chol
+        log_weights - 0.5 * theta.n_features * LOG_2PI + theta._log_det_precision_chol
     )
 
 
@@ -560,12 +546,12 @@ def _check_not_singular(means, covariances, covariance_type):
         except np.linalg.LinAlgError:
             diag = np.zeros(d)
         resolution = (
-            _COLLAPSE_ULPS * _EPS * np.abs(means[j:] if tied else means[j]).max()
+            _COLLAPSE_ULPS * EPS * np.abs(means[j:] if tied else means[j]).max()
         )
         floor = max(
             resolution * resolution,
-            _COLLAPSE_ULPS * _EPS * np.diagonal(full[j]).max(),
-            _TINY,
+            _COLLAPSE_ULPS * EPS * np.diagonal(full[j]).max(),
+            TINY,
         )
         if not np.all(diag * diag > floor):
             raise ValueError(
@@ -613,7 +599,7 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     k, d = gamma.shape[1], X.shape[1]
     # Deviations from the data mean (a reference r_k the same for every k).
     reference = np.broadcast_to(X.mean(axis=0), (k, d))
@@ -776,7 +762,7 @@ def em(
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
         check_n_components(init.n_components, X.shape[0])
@@ -787,26 +773,24 @@ def em(
                 f"covariance_type={init.covariance_type!r} or a start of that type."
             )
         theta = init
-    elif isinstance(init, int | np.integer) and not isinstance(init, bool):
+    elif is_int(init):
         theta = initial_theta(X, init, covariance_type)
     else:
         raise TypeError(
             "init must be an emlib.multivariate.GMM start or a number of "
             f"components K (int), got {type(init).__name__}."
         )
-    check_stopping_rule(tol, max_iter)
-
     Xt = np.ascontiguousarray(X.T)
-    log_lik, moments = _e_pass(Xt, theta)
-    log_likelihoods = [log_lik]
-    converged = False
-    for _ in range(max_iter):
-        theta = _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
-        log_lik, moments = _e_pass(Xt, theta)
-        log_likelihoods.append(log_lik)
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * X.shape[0]:
-            converged = True
-            break
-    return EMResult(
-        theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
+
+    def m_step_from_moments(theta, moments):
+        # The E-pass took deviations about r_k = mu_k, theta's means.
+        return _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
+
+    return run_em(
+        lambda theta: _e_pass(Xt, theta),
+        m_step_from_moments,
+        theta,
+        n=X.shape[0],
+        tol=tol,
+        max_iter=max_iter,
     )

@@ -1,7 +1,7 @@
 """em: equal to explicit e_step / m_step rounds, its stopping rule, its start.
 
 em fuses the E- and M-steps and runs over the data in blocks of 65536 rows
-(emlib.fit._BLOCK), so it is checked against the plain functions with N
+(emlib._statistics._BLOCK), so it is checked against the plain functions with N
 below, above and not a multiple of the block size.
 
 Tolerance for em against explicit rounds: 1e-12 relative (means: 1e-12 of
@@ -23,7 +23,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emlib
 
 RTOL = 1e-12
-BLOCK = emlib.fit._BLOCK  # the block boundaries below follow it
+BLOCK = emlib._statistics._BLOCK  # the block boundaries below follow it
 
 
 def explicit_rounds(y, theta, n):
