@@ -217,10 +217,11 @@ def check_real(value, name, low=0.0, *, strict=False, high=None):
         real = math.inf
     above = real > low if strict else real >= low
     if not (math.isfinite(real) and above and (high is None or real <= high)):
-        rule = f"{'>' if strict else '>='} {low:g}"
-        if high is not None:
-            rule += f" and <= {high:g}"
-        raise ValueError(f"{name} must be finite and {rule}, got {value}.")
+        if high is None:
+            rule = f"be finite and {'>' if strict else '>='} {low:g}"
+        else:
+            rule = f"lie in {'(' if strict else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must {rule}, got {value}.")
     return real
 
 
