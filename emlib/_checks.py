@@ -6,6 +6,7 @@ data), so no public function can modify its arguments, and raises
 values) with a message that says what was expected.
 """
 
+import dataclasses
 import math
 import numbers
 
@@ -44,6 +45,19 @@ def read_only(arr):
     changed after validation.
     """
     return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
+
+class Parameters:
+    """Base of the frozen parameter dataclasses (GMM, HMM, PPCA, ...).
+
+    Pickled as a call of the constructor on the constructor's arguments, so
+    that unpickling validates them again and stores read-only copies, as
+    construction does (pickle's default would restore writeable arrays).
+    """
+
+    def __reduce__(self):
+        fields = dataclasses.fields(self)
+        return type(self), tuple(getattr(self, f.name) for f in fields if f.init)
 
 
 def as_observations(y):

@@ -32,6 +32,7 @@ import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
+    Parameters,
     as_real_array,
     as_rng,
     check_int,
@@ -73,7 +74,7 @@ def _read_only_stochastic(name, values, ndim, what):
 
 
 @dataclass(frozen=True, eq=False)
-class HMM:
+class HMM(Parameters):
     """Parameters lambda = (pi, A, B) of a categorical hidden Markov model.
 
     .. math::
@@ -644,7 +645,8 @@ def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
     the log-likelihood still cannot decrease.
     """
     if is_int(init):
-        init = initial_theta(obs, init, random_state=random_state)
+        n_states = check_int(init, "init", rule="satisfy 1 <= S, a number of states")
+        init = initial_theta(obs, n_states, random_state=random_state)
     if not isinstance(init, HMM):
         raise TypeError(
             "init must be an emlib.hmm.HMM(start, transition, emission) start or "

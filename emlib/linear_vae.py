@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_real_array, is_int, read_only
+from emlib._checks import Parameters, as_real_array, is_int, read_only
 from emlib._core import run_em
 from emlib._latent_linear import (
     as_data,
@@ -51,7 +51,7 @@ _ROUNDING_SLACK = 1e-13
 
 
 @dataclass(frozen=True, eq=False)
-class LinearVAE:
+class LinearVAE(Parameters):
     """Decoder (W, mean, sigma^2) and encoder (V, b, s^2) of the linear VAE.
 
     Instances are immutable: the arrays are read-only copies of the inputs.
@@ -340,6 +340,36 @@ def best_encoder(theta):
 # ---------------------------------------------------------------------------
 
 
+def initial_theta(X, n_latent):
+    """The deterministic start used by ``fit(X, q)``.
+
+    The decoder :func:`emlib.ppca.initial_theta` ``(X, q)`` (W's columns on
+    the coordinate axes of largest variance, so W^T W is diagonal) with
+    :func:`best_encoder`, which is then the exact posterior: the ELBO starts
+    equal to the log-likelihood.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, D)
+    n_latent : int
+        q, with 1 <= q < D.
+
+    Returns
+    -------
+    LinearVAE
+    """
+    X = as_data(X)
+    q = check_n_latent(n_latent, X.shape[1])
+    xbar, s = sample_moments(X)
+    return best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
+
+
+def _axis_decoder(s, q, xbar):
+    """(W, mean, sigma^2) of ppca.initial_theta, from the moments."""
+    W, noise_variance = axis_start(s, q)
+    return W, xbar, noise_variance
+
+
 def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     """The gradient scaled by the inverse curvature of each parameter block.
 
@@ -388,9 +418,7 @@ def fit(X, init, *, tol=1e-10, max_iter=1000):
         definite (the points must not lie in a lower-dimensional subspace).
     init : LinearVAE or int
         The start, or the latent dimension q (1 <= q < D), in which case the
-        start is the decoder :func:`emlib.ppca.initial_theta` ``(X, q)``
-        (W's columns on the coordinate axes of largest variance, so W^T W is
-        diagonal) with :func:`best_encoder`, which is then the exact
+        start is :func:`initial_theta` ``(X, q)``, whose encoder is the exact
         posterior: the ELBO starts equal to the log-likelihood.
     tol : float, default 1e-10
         Stop when a step raises the ELBO by less than ``tol * N``
@@ -439,8 +467,9 @@ def fit(X, init, *, tol=1e-10, max_iter=1000):
         ) from None
     s_inv = chol_inv.T @ chol_inv
     if is_int(init):
-        W, noise_variance = axis_start(s, check_n_latent(init, d, "init"))
-        init = best_encoder(PPCA(W, xbar, noise_variance))
+        # initial_theta(X, q), from the moments already computed.
+        q = check_n_latent(init, d, "init")
+        init = best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
     _check_vae(init, "init")
     if init.n_features != d or init.n_latent >= d:
         raise ValueError(

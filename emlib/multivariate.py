@@ -36,6 +36,7 @@ import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
+    Parameters,
     as_real_array,
     as_responsibilities,
     check_magnitude,
@@ -188,7 +189,7 @@ def _as_full(covariances, covariance_type, n_components, n_features):
 
 
 @dataclass(frozen=True, eq=False)
-class GMM:
+class GMM(Parameters):
     """Parameters theta of a K-component Gaussian mixture in D dimensions.
 
     P(x | theta) = sum_k alpha_k N(x | mu_k, Sigma_k). Instances are immutable:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_real_array, check_real, is_int, read_only
+from emlib._checks import Parameters, as_real_array, check_real, is_int, read_only
 from emlib._core import run_em
 from emlib._latent_linear import (
     as_data,
@@ -41,7 +41,7 @@ from emlib._numerics import EPS, LOG_2PI
 
 
 @dataclass(frozen=True, eq=False)
-class PPCA:
+class PPCA(Parameters):
     """Parameters (W, mean, sigma^2) of probabilistic PCA.
 
     Instances are immutable: the arrays are read-only copies of the inputs.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_observations, as_real_array, check_probability
+from emlib._checks import Parameters, as_observations, as_real_array, check_probability
 from emlib._core import run_em
 
 # ---------------------------------------------------------------------------
@@ -29,7 +29,7 @@ from emlib._core import run_em
 
 
 @dataclass(frozen=True)
-class ThreeCoins:
+class ThreeCoins(Parameters):
     """Parameters theta = (pi, p, q) of the three-coin model.
 
     .. math::
