@@ -80,13 +80,19 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
         ``tol * N`` (a per-point gain below tol). With ``tol=0`` exactly
-        ``max_iter`` iterations run.
+        ``max_iter`` iterations run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
 
     Returns
     -------
     EMResult
+        With ``stop_reason`` "converged", "max_iter" or "decrease".
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease.
 
     Raises
     ------

@@ -744,7 +744,8 @@ def em(
         ``reg_covar``; its default there is 1e-6).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run.
+        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
 
@@ -752,6 +753,13 @@ def em(
     -------
     EMResult
         ``theta`` is a :class:`GMM`.
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease (as
+        ``reg_covar > 0`` can cause: the M-step then maximises a penalised
+        log-likelihood, which this one can fall below).
 
     Raises
     ------
