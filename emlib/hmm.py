@@ -12,16 +12,18 @@ normalisers c_t = P(o_t | o_1, ..., o_{t-1}, lambda) multiply to P(O | lambda),
 so log P(O | lambda) = sum_t log c_t stays finite for sequences of any length.
 Zero entries in pi, A or B are allowed: they only make some paths impossible.
 The Viterbi algorithm works with logarithms, where log 0 = -inf is exact.
-:func:`baum_welch` is EM for this model, with the M-step of Li Hang's
-(10.39)-(10.41). Everything is derived with SymPy in
-notebooks/70-hmm-baum-welch.ipynb.
+:func:`em` (also named :func:`baum_welch`, its textbook name) is EM for this
+model, with the M-step of Li Hang's (10.39)-(10.41). Everything is derived
+with SymPy in notebooks/70-hmm-baum-welch.ipynb.
 
 ``obs`` is either one sequence (a 1-D array_like of ints in [0, M)) or a list
 (or tuple) of such sequences, which are independent: their log-likelihoods
-and their sufficient statistics add. Functions that return per-sequence
-arrays return them in a list, in the order of the input, when given a list.
-States and symbols are numbered from 0, as in numpy (the book numbers them
-from 1).
+and their sufficient statistics add. Every function returns the same kind of
+result whichever it is given: a float for :func:`log_likelihood` (the sum
+over sequences), an ``EMResult`` for :func:`em`, and lists with one entry per
+sequence, in the order of the input, for the per-sequence :func:`posteriors`
+and :func:`viterbi` (a single sequence is a list of one). States and symbols
+are numbered from 0, as in numpy (the book numbers them from 1).
 """
 
 from dataclasses import dataclass
@@ -30,12 +32,15 @@ import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
+    Parameters,
     as_array,
+    as_generator,
     as_real_array,
-    check_stopping_rule,
+    check_int,
+    is_int,
     read_only,
 )
-from emlib.fit import EMResult
+from emlib._core import run_em
 
 # Below this, a forward vector's entry may have lost terms that underflowed
 # (tiny / eps, about 1e-292; see _forward).
@@ -77,7 +82,7 @@ def _read_only_stochastic(name, values, ndim, what):
 
 
 @dataclass(frozen=True, eq=False)
-class HMM:
+class HMM(Parameters):
     """Parameters lambda = (pi, A, B) of a categorical hidden Markov model.
 
     .. math::
@@ -152,10 +157,10 @@ class HMM:
         )
 
 
-def _check_hmm(hmm, name="hmm"):
+def _check_hmm(hmm):
     if not isinstance(hmm, HMM):
         raise TypeError(
-            f"{name} must be an emlib.hmm.HMM(start, transition, emission), "
+            "hmm must be an emlib.hmm.HMM(start, transition, emission), "
             f"got {type(hmm).__name__}."
         )
 
@@ -166,22 +171,31 @@ def _check_hmm(hmm, name="hmm"):
 
 
 def _as_sequence(seq, name, n_symbols):
-    """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M)."""
+    """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M).
+
+    ``n_symbols`` None (M not known yet) checks only that symbols are >= 0.
+    """
     arr = as_array(seq, name, expected="a 1-D sequence of ints")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; a sequence needs T >= 1 observations.")
     if arr.dtype.kind not in "iu":
+        symbols = "0, 1, 2, ..." if n_symbols is None else f"[0, M) = [0, {n_symbols})"
         raise TypeError(
-            f"{name} must hold integer symbols in [0, M) = [0, {n_symbols}), got "
-            f"dtype {arr.dtype}; convert with np.asarray(..., dtype=int) if the "
-            "values are whole numbers."
+            f"{name} must hold integer symbols in {symbols}, got dtype "
+            f"{arr.dtype}; convert with np.asarray(..., dtype=int) if the values "
+            "are whole numbers."
         )
     if arr.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D (one symbol per time step), got shape "
             f"{arr.shape}; pass several sequences as a list of 1-D sequences."
         )
-    bad = (arr < 0) | (arr >= n_symbols)
+    bad = arr < 0 if n_symbols is None else (arr < 0) | (arr >= n_symbols)
+    if n_symbols is None and bad.any():
+        t = int(np.argmax(bad))
+        raise ValueError(
+            f"{name}[{t}] = {arr[t]} is not a symbol: symbols are 0, 1, 2, ..."
+        )
     if bad.any():
         t = int(np.argmax(bad))
         raise ValueError(
@@ -193,6 +207,12 @@ def _as_sequence(seq, name, n_symbols):
 
 def _as_observations(obs, n_symbols):
     """Validate ``obs``: one sequence or a list of them.
+
+    Parameters
+    ----------
+    obs : array_like of int, shape (T,), or list of them
+    n_symbols : int or None
+        M; None checks only that symbols are >= 0.
 
     Returns
     -------
@@ -479,12 +499,11 @@ def posteriors(obs, hmm):
 
     Returns
     -------
-    gamma : ndarray, shape (T, S)
-        Rows sum to 1. For a list of sequences, a list of such arrays.
-    xi : ndarray, shape (T - 1, S, S)
-        Each (S, S) slice sums to 1, and xi_t summed over j is gamma_t (up to
-        rounding). Empty (shape (0, S, S)) when T = 1. For a list of
-        sequences, a list of such arrays.
+    gamma : list of ndarray, each shape (T_k, S)
+        One per sequence (one for a single sequence); rows sum to 1.
+    xi : list of ndarray, each shape (T_k - 1, S, S)
+        One per sequence; each (S, S) slice sums to 1, and xi_t summed over j
+        is gamma_t (up to rounding). Empty (shape (0, S, S)) when T_k = 1.
 
     Raises
     ------
@@ -499,9 +518,7 @@ def posteriors(obs, hmm):
     results = [
         _posteriors(s, hmm, steps, n) for s, n in zip(sequences, names, strict=True)
     ]
-    gammas = [gamma for gamma, _, _ in results]
-    xis = [xi for _, xi, _ in results]
-    return (gammas, xis) if several else (gammas[0], xis[0])
+    return [gamma for gamma, _, _ in results], [xi for _, xi, _ in results]
 
 
 def viterbi(obs, hmm):
@@ -527,11 +544,11 @@ def viterbi(obs, hmm):
 
     Returns
     -------
-    path : ndarray of int, shape (T,)
-        argmax over I of P(O, I | lambda), states numbered from 0. For a list
-        of sequences, a list of such arrays.
-    log_probability : float
-        log max_I P(O, I | lambda). For a list of sequences, a list of floats.
+    paths : list of ndarray of int, each shape (T_k,)
+        One per sequence (one for a single sequence): argmax over I of
+        P(O, I | lambda), states numbered from 0.
+    log_probabilities : list of float
+        log max_I P(O, I | lambda), one per sequence.
 
     Raises
     ------
@@ -552,8 +569,6 @@ def viterbi(obs, hmm):
     for seq, name in zip(sequences, _names(len(sequences), several), strict=True):
         delta = log_start + log_emission[:, seq[0]]
         results.append(_viterbi(seq, delta, log_steps, name))
-    if not several:
-        return results[0]
     return [path for path, _ in results], [log_p for _, log_p in results]
 
 
@@ -636,7 +651,50 @@ def _m_step(hmm, first, transitions, emissions):
     )
 
 
-def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
+def initial_theta(obs, n_states, *, n_symbols=None, random_state=None):
+    """A random start for ``em(obs, S)``, as hmmlearn's categorical HMM draws one.
+
+    pi and every row of A uniform (1/S); each row of B drawn uniformly from
+    the simplex (a Dirichlet(1, ..., 1) draw), so that the states differ: from
+    a start whose states are all alike, every iterate keeps them alike (their
+    expected counts are equal), and EM could not separate them.
+
+    Parameters
+    ----------
+    obs : array_like of int, shape (T,), or list of them
+        Symbols, ints >= 0.
+    n_states : int
+        S >= 1.
+    n_symbols : int, optional
+        M, the number of symbols; default the largest symbol in ``obs`` + 1.
+    random_state : None, int or numpy.random.Generator, default None
+        The seed or generator of the draw of B.
+
+    Returns
+    -------
+    HMM
+    """
+    sequences, _ = _as_observations(obs, None)
+    n_states = check_int(n_states, "n_states")
+    largest = max(int(seq.max()) for seq in sequences)
+    if n_symbols is None:
+        n_symbols = largest + 1
+    n_symbols = check_int(
+        n_symbols,
+        "n_symbols",
+        largest + 1,
+        rule=f"be > every symbol in obs (the largest is {largest})",
+    )
+    rng = as_generator(random_state)
+    uniform = np.full(n_states, 1.0 / n_states)
+    return HMM(
+        uniform,
+        np.tile(uniform, (n_states, 1)),
+        rng.dirichlet(np.ones(n_symbols), size=n_states),
+    )
+
+
+def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
     """Fit a categorical HMM by the Baum-Welch algorithm (EM).
 
     Each iteration computes gamma and xi at lambda^(i) and sets
@@ -656,15 +714,20 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     ----------
     obs : array_like of int, shape (T,), or list of them
         Symbols in [0, M).
-    init : HMM
-        The start lambda^(0). Its zeros stay zeros: an impossible transition
-        or emission is never re-estimated as possible.
+    init : HMM or int
+        The start lambda^(0), or a number of states S, in which case the
+        start is :func:`initial_theta` ``(obs, S, random_state=random_state)``.
+        Its zeros stay zeros: an impossible transition or emission is never
+        re-estimated as possible.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
         ``tol * N``, N the total number of observations (a per-symbol gain
-        below tol). With ``tol=0`` exactly ``max_iter`` iterations run.
+        below tol). With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
+    random_state : None, int or numpy.random.Generator, default None
+        For the start drawn when ``init`` is an int; unused otherwise.
 
     Returns
     -------
@@ -675,11 +738,16 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     Raises
     ------
     TypeError
-        If ``init`` is not an :class:`HMM`, or tol / max_iter have the wrong
-        type.
+        If ``init`` is neither an :class:`HMM` nor an int, or tol / max_iter
+        have the wrong type.
     ValueError
         On bad observations, or if a sequence has probability 0 under the
         start.
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease.
 
     Notes
     -----
@@ -688,21 +756,30 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     B: Q does not depend on those rows, so keeping them is a maximiser and
     the log-likelihood still cannot decrease.
     """
-    _check_hmm(init, "init")
+    if is_int(init):
+        n_states = check_int(init, "init", rule="satisfy 1 <= S, a number of states")
+        init = initial_theta(obs, n_states, random_state=random_state)
+    if not isinstance(init, HMM):
+        raise TypeError(
+            "init must be an emlib.hmm.HMM(start, transition, emission) start or "
+            f"a number of states S (int), got {type(init).__name__}."
+        )
     sequences, several = _as_observations(obs, init.n_symbols)
     names = _names(len(sequences), several)
-    check_stopping_rule(tol, max_iter)
-    n_observations = sum(seq.size for seq in sequences)
 
-    hmm = init
-    log_lik, *counts = _e_step(sequences, names, hmm)
-    log_likelihoods = [log_lik]
-    converged = False
-    for _ in range(max_iter):
-        hmm = _m_step(hmm, *counts)
+    def e_pass(hmm):
         log_lik, *counts = _e_step(sequences, names, hmm)
-        log_likelihoods.append(log_lik)
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * n_observations:
-            converged = True
-            break
-    return EMResult(hmm, np.array(log_likelihoods), len(log_likelihoods) - 1, converged)
+        return log_lik, counts
+
+    return run_em(
+        e_pass,
+        lambda hmm, counts: _m_step(hmm, *counts),
+        init,
+        n=sum(seq.size for seq in sequences),
+        tol=tol,
+        max_iter=max_iter,
+    )
+
+
+# The textbook name (Li Hang 10.3, Rabiner III.C): the same function.
+baum_welch = em

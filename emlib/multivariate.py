@@ -30,29 +30,37 @@ type        shape     Sigma_k
 =========== ========= ========================================
 """
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
-    Y_MAGNITUDE_RANGE,
+    Parameters,
     as_generator,
     as_real_array,
     as_responsibilities,
+    check_int,
+    check_magnitude,
+    check_n_components,
+    check_real,
     check_stopping_rule,
+    is_int,
     read_only,
 )
-from emlib.fit import EMResult, check_n_components
-from emlib.model import check_finite_rows, divide_where_mass, log_sum_exp_rows
+from emlib._core import run_em
+from emlib._numerics import (
+    EPS,
+    LOG_2PI,
+    TINY,
+    check_finite_rows,
+    divide_where_mass,
+    log_sum_exp_rows,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # Symmetric means |Sigma - Sigma^T| <= this times max |Sigma| entrywise.
 _SYMMETRY_RTOL = 1e-12
-_LOG_2PI = np.log(2.0 * np.pi)
-_EPS = np.finfo(np.float64).eps
-_TINY = np.finfo(np.float64).tiny
 # A covariance is numerically singular when a standard deviation falls within
 # this many units in the last place of its coordinate's mean, or a coordinate's
 # variance unexplained by the others within this many eps of its variance
@@ -92,14 +100,9 @@ def as_points(X):
             f"X has shape {arr.shape}; EM needs at least one observation (N >= 1) "
             "of at least one coordinate (D >= 1)."
         )
-    low, high = Y_MAGNITUDE_RANGE
-    magnitude = np.abs(arr).max()
-    if magnitude > high or 0 < magnitude < low:
-        raise ValueError(
-            f"X has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
-            "squared deviations are representable in float64; rescale X (for "
-            "example divide each column by its standard deviation) and fit again."
-        )
+    check_magnitude(
+        np.abs(arr).max(), "X", "divide each column by its standard deviation"
+    )
     return arr
 
 
@@ -110,28 +113,6 @@ def _check_covariance_type(covariance_type):
             f" got {covariance_type!r}."
         )
     return covariance_type
-
-
-def _check_reg_covar(reg_covar):
-    if isinstance(reg_covar, bool) or not isinstance(reg_covar, numbers.Real):
-        raise TypeError(
-            f"reg_covar must be a real number, got {type(reg_covar).__name__}."
-        )
-    try:
-        finite = np.isfinite(float(reg_covar))
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not (finite and reg_covar >= 0):
-        raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}.")
-    return float(reg_covar)
-
-
-def _check_n_init(n_init):
-    if isinstance(n_init, bool) or not isinstance(n_init, int | np.integer):
-        raise TypeError(f"n_init must be an int, got {type(n_init).__name__}.")
-    if n_init < 1:
-        raise ValueError(f"n_init must be >= 1 (the number of starts), got {n_init}.")
-    return int(n_init)
 
 
 def _check_theta(theta, n_features):
@@ -214,7 +195,7 @@ def _as_full(covariances, covariance_type, n_components, n_features):
 
 
 @dataclass(frozen=True, eq=False)
-class GMM:
+class GMM(Parameters):
     """Parameters theta of a K-component Gaussian mixture in D dimensions.
 
     P(x | theta) = sum_k alpha_k N(x | mu_k, Sigma_k). Instances are immutable:
@@ -377,7 +358,7 @@ def _log_normalizers(theta):
     with np.errstate(divide="ignore"):
         log_weights = np.log(theta.weights)
     return (
-        log_weights - 0.5 * theta.n_features * _LOG_2PI + theta._log_det_precision_chol
+        log_weights - 0.5 * theta.n_features * LOG_2PI + theta._log_det_precision_chol
     )
 
 
@@ -575,10 +556,10 @@ def _is_singular(covariance, magnitude, correlated):
         Test the correlations too (full and tied covariances).
     """
     variances = np.diagonal(covariance)
-    resolution = _COLLAPSE_ULPS * _EPS * magnitude
+    resolution = _COLLAPSE_ULPS * EPS * magnitude
     if not np.all(np.isfinite(covariance)):
         return True
-    if not np.all((variances > _TINY) & (variances > resolution * resolution)):
+    if not np.all((variances > TINY) & (variances > resolution * resolution)):
         return True
     if not correlated:
         return False
@@ -587,7 +568,7 @@ def _is_singular(covariance, magnitude, correlated):
         chol = np.linalg.cholesky(covariance * inv_sd[:, None] * inv_sd[None, :])
     except np.linalg.LinAlgError:
         return True
-    return not np.all(np.diagonal(chol) ** 2 > _COLLAPSE_ULPS * _EPS)
+    return not np.all(np.diagonal(chol) ** 2 > _COLLAPSE_ULPS * EPS)
 
 
 def _check_not_singular(means, covariances, covariance_type):
@@ -656,7 +637,7 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     k, d = gamma.shape[1], X.shape[1]
     # Deviations from the data mean (a reference r_k the same for every k).
     reference = np.broadcast_to(X.mean(axis=0), (k, d))
@@ -836,7 +817,7 @@ def initial_theta(
     X = as_points(X)
     k = check_n_components(n_components, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     rng = as_generator(random_state)
     mean = X.mean(axis=0)
     centred = X - mean
@@ -942,7 +923,8 @@ def em(
         ``reg_covar``; its default there is 1e-6).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run.
+        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
     n_init : int, default 1
@@ -958,6 +940,13 @@ def em(
     EMResult
         ``theta`` is a :class:`GMM`.
 
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease (as
+        ``reg_covar > 0`` can cause: the M-step then maximises a penalised
+        log-likelihood, which this one can fall below).
+
     Raises
     ------
     ValueError
@@ -968,7 +957,7 @@ def em(
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
         check_n_components(init.n_components, X.shape[0])
@@ -984,7 +973,7 @@ def em(
                 "K (int); with a GMM start pass n_init=1."
             )
         theta = init
-    elif isinstance(init, int | np.integer) and not isinstance(init, bool):
+    elif is_int(init):
         rng = as_generator(random_state)
         check_stopping_rule(tol, max_iter)
         fits = [
@@ -998,7 +987,7 @@ def em(
                 tol=tol,
                 max_iter=max_iter,
             )
-            for _ in range(_check_n_init(n_init))
+            for _ in range(check_int(n_init, "n_init"))
         ]
         return max(fits, key=lambda fit: fit.log_likelihoods[-1])
     else:
@@ -1006,19 +995,17 @@ def em(
             "init must be an emlib.multivariate.GMM start or a number of "
             f"components K (int), got {type(init).__name__}."
         )
-    check_stopping_rule(tol, max_iter)
-
     Xt = np.ascontiguousarray(X.T)
-    log_lik, moments = _e_pass(Xt, theta)
-    log_likelihoods = [log_lik]
-    converged = False
-    for _ in range(max_iter):
-        theta = _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
-        log_lik, moments = _e_pass(Xt, theta)
-        log_likelihoods.append(log_lik)
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * X.shape[0]:
-            converged = True
-            break
-    return EMResult(
-        theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
+
+    def m_step_from_moments(theta, moments):
+        # The E-pass took deviations about r_k = mu_k, theta's means.
+        return _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
+
+    return run_em(
+        lambda theta: _e_pass(Xt, theta),
+        m_step_from_moments,
+        theta,
+        n=X.shape[0],
+        tol=tol,
+        max_iter=max_iter,
     )
