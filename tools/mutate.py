@@ -31,6 +31,8 @@ or a check the notebooks lack.
 
 import argparse
 import ast
+import contextlib
+import itertools
 import os
 import queue
 import random
@@ -58,6 +60,8 @@ NOT_COPIED = shutil.ignore_patterns(
     ".ipynb_checkpoints",
     "*.egg-info",
 )
+# The pytest processes running now, killed (with their kernels) if we stop.
+RUNNING = set()
 
 BINARY_SWAPS = {
     ast.Add: ast.Sub,
@@ -271,12 +275,15 @@ def run_notebooks(copy, notebooks, timeout):
         text=True,
         start_new_session=True,  # its kernels too are killed on a timeout
     )
+    RUNNING.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return None, time.perf_counter() - start, "timeout"
+    finally:
+        RUNNING.discard(proc)
     seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1, 2):
         sys.exit(f"pytest failed to run (exit {proc.returncode}):\n{out[-3000:]}")
@@ -292,11 +299,13 @@ def make_copies(n):
     return copies
 
 
-def sanity_checks(copy, notebooks):
-    """The clean copy passes; an unimportable emlib in the copy fails."""
-    passed, seconds, out = run_notebooks(copy, notebooks, timeout=None)
-    if not passed:
-        sys.exit(f"the notebooks fail without any mutant:\n{out}")
+def sanity_checks(copy, notebooks, seconds=None):
+    """The clean copy passes (unless its time ``seconds`` is given); an
+    unimportable emlib in the copy fails. Returns the clean run's seconds."""
+    if seconds is None:
+        passed, seconds, out = run_notebooks(copy, notebooks, timeout=None)
+        if not passed:
+            sys.exit(f"the notebooks fail without any mutant:\n{out}")
     init = copy / PACKAGE / "__init__.py"
     original = init.read_text()
     init.write_text('raise ImportError("mutate.py sanity check")\n' + original)
@@ -340,7 +349,15 @@ def main():
     parser.add_argument(
         "--timeout", type=float, default=3.0, help="x the clean run's time (default 3)"
     )
+    parser.add_argument(
+        "--clean-seconds",
+        type=float,
+        help="skip the clean run (it passed already) and take this as its time",
+    )
     args = parser.parse_args()
+    # On SIGTERM, unwind through the finally below: kill the runs, remove the
+    # copies.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
 
     chosen = {}
     for module in modules(args.module):
@@ -366,9 +383,12 @@ def main():
         return
 
     copy_dirs = make_copies(max(args.workers, 1))
+    pool = None
     try:
         clean_seconds = sanity_checks(
-            copy_dirs[0], sorted((ROOT / "notebooks").glob("*.ipynb"))
+            copy_dirs[0],
+            sorted((ROOT / "notebooks").glob("*.ipynb")),
+            args.clean_seconds,
         )
         timeout = args.timeout * clean_seconds + 30
         print(
@@ -378,22 +398,34 @@ def main():
         for copy in copy_dirs:
             copies.put(copy)
         results = {module: [] for module in chosen}
-        jobs = [site for found in chosen.values() for site in found]
-        with ThreadPoolExecutor(max_workers=len(copy_dirs)) as pool:
-            futures = [pool.submit(run_mutant, site, copies, timeout) for site in jobs]
-            for future in futures:
-                site, passed, seconds = future.result()
-                results[site.module].append((site, passed))
-                verdict = {True: "SURVIVED", False: "killed", None: "killed (timeout)"}[
-                    passed
-                ]
-                line = site.module.read_text().splitlines()[site.lineno - 1].strip()
-                where = f"{site.module.name}:{site.lineno}"
-                print(
-                    f"{verdict:16s} {where}  {site.change} | {line} [{seconds:.0f} s]",
-                    flush=True,
-                )
+        # Round robin over the modules: a run cut short covers them all.
+        jobs = [
+            site
+            for group in itertools.zip_longest(*chosen.values())
+            for site in group
+            if site is not None
+        ]
+        pool = ThreadPoolExecutor(max_workers=len(copy_dirs))
+        futures = [pool.submit(run_mutant, site, copies, timeout) for site in jobs]
+        for future in futures:
+            site, passed, seconds = future.result()
+            results[site.module].append((site, passed))
+            verdict = {True: "SURVIVED", False: "killed", None: "killed (timeout)"}
+            line = site.module.read_text().splitlines()[site.lineno - 1].strip()
+            where = f"{site.module.name}:{site.lineno}"
+            print(
+                f"{verdict[passed]:16s} {where}  {site.change} | {line} "
+                f"[{seconds:.0f} s]",
+                flush=True,
+            )
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list(RUNNING):
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.killpg(proc.pid, signal.SIGKILL)
+        if pool is not None:
+            pool.shutdown(wait=True)
         for copy in copy_dirs:
             shutil.rmtree(copy.parent, ignore_errors=True)
 
