@@ -22,15 +22,17 @@ median over REPEATS repeats.
 3. ``--scaling FILE``: time per iteration and memory held against N, in
    memory, on Dask threads (data read from disk) and on a 2-process
    ``distributed.LocalCluster`` (data persisted on the workers), in chunks of
-   CHUNK points (one chunk when N is smaller), written as CSV for the figure
-   of notebooks/90-em-at-scale.ipynb. With a fixed chunk size the memory the
-   Dask path holds should stop growing with N once there are more chunks
-   than threads.
+   SCALING_CHUNK points, written as CSV for the figure of
+   notebooks/90-em-at-scale.ipynb. With a fixed chunk size the memory the
+   Dask path holds stops growing with N once there are many more chunks than
+   threads. Each time is the median of SCALING_REPEATS repeats (fewer than
+   parts 1 and 2: the table has 12 timings per N).
 """
 
 import argparse
 import csv
 import logging
+import os
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -101,11 +103,12 @@ def npy_as_dask(path, chunk):
     return da.concatenate(pieces)
 
 
-def fit_seconds(y, theta0, n_iter, **dask_config):
-    """Marginal seconds per iteration of emlib.em on y under a Dask config."""
+def fit_seconds(y, theta0, n_iter, repeats=REPEATS, **dask_config):
+    """Marginal seconds per iteration of emlib.em on y under a Dask config,
+    the median of ``repeats`` repeats."""
     with dask.config.set(**dask_config):
         return per_iteration(
-            lambda n: emlib.em(y, theta0, tol=0, max_iter=n), n_iter, REPEATS
+            lambda n: emlib.em(y, theta0, tol=0, max_iter=n), n_iter, repeats
         )
 
 
@@ -160,7 +163,9 @@ def traced_peak(y, theta0, **dask_config):
         tracemalloc.stop()
 
 
-SCALING_N = (100_000, 300_000, 1_000_000, 3_000_000, 10_000_000)
+SCALING_N = (100_000, 300_000, 1_000_000, 3_000_000)
+# 800 kB per chunk: 30 chunks at the largest N, many more than 2 threads.
+SCALING_CHUNK, SCALING_REPEATS = 100_000, 3
 
 
 def scaling(csv_path, theta0):
@@ -180,21 +185,26 @@ def scaling(csv_path, theta0):
             y = sample(np.random.default_rng(SEED), n)
             path = Path(tmp) / f"y{n}.npy"
             np.save(path, y)
-            chunk = min(n, CHUNK)
+            chunk = SCALING_CHUNK
             y_disk = npy_as_dask(path, chunk)
             # The workers read their chunks from the file themselves, as on a
             # cluster with shared storage; the data never pass through here.
             y_workers = client.persist(npy_as_dask(path, chunk))
             with client.as_current():
-                t_processes = fit_seconds(y_workers, theta0, 2)
+                t_processes = fit_seconds(y_workers, theta0, 2, SCALING_REPEATS)
             del y_workers
 
             rows.append(
                 {
                     "N": n,
-                    "seconds_in_memory": fit_seconds(y, theta0, 2),
+                    "seconds_in_memory": fit_seconds(y, theta0, 2, SCALING_REPEATS),
                     "seconds_threads_from_disk": fit_seconds(
-                        y_disk, theta0, 2, scheduler="threads", num_workers=2
+                        y_disk,
+                        theta0,
+                        2,
+                        SCALING_REPEATS,
+                        scheduler="threads",
+                        num_workers=2,
                     ),
                     "seconds_processes": t_processes,
                     # The in-memory fit holds the data (8 N bytes) besides
@@ -203,6 +213,10 @@ def scaling(csv_path, theta0):
                     "bytes_threads_from_disk": traced_peak(
                         y_disk, theta0, scheduler="threads", num_workers=2
                     ),
+                    # The machine's 1-minute load average after this row: above
+                    # its core count, other work shared the cores and the times
+                    # measure that too.
+                    "load_average": os.getloadavg()[0],
                 }
             )
             print(rows[-1])
