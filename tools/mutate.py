@@ -331,6 +331,23 @@ def run_mutant(site, copies, timeout):
     return site, passed, seconds
 
 
+def report(results):
+    """The kill rate per module and the survivors, of the mutants run so far."""
+    print("\nkill rate per module (notebooks alone)")
+    for module, found in results.items():
+        if found:
+            killed = sum(passed is not True for _, passed in found)
+            rate = 100 * killed / len(found)
+            print(
+                f"  {module.name:20s} {killed:4d} / {len(found):4d} killed {rate:.0f}%"
+            )
+    survivors = [(s, p) for found in results.values() for s, p in found if p is True]
+    if survivors:
+        print("survivors:")
+        for site, _ in survivors:
+            print(f"  {site.module.name}:{site.lineno}  {site.change}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -384,6 +401,7 @@ def main():
 
     copy_dirs = make_copies(max(args.workers, 1))
     pool = None
+    results = {module: [] for module in chosen}
     try:
         clean_seconds = sanity_checks(
             copy_dirs[0],
@@ -397,7 +415,6 @@ def main():
         copies = queue.Queue()
         for copy in copy_dirs:
             copies.put(copy)
-        results = {module: [] for module in chosen}
         # Round robin over the modules: a run cut short covers them all.
         jobs = [
             site
@@ -428,20 +445,7 @@ def main():
             pool.shutdown(wait=True)
         for copy in copy_dirs:
             shutil.rmtree(copy.parent, ignore_errors=True)
-
-    print("\nkill rate per module (notebooks alone)")
-    for module, found in results.items():
-        if found:
-            killed = sum(passed is not True for _, passed in found)
-            rate = 100 * killed / len(found)
-            print(
-                f"  {module.name:20s} {killed:4d} / {len(found):4d} killed {rate:.0f}%"
-            )
-    survivors = [(s, p) for found in results.values() for s, p in found if p is True]
-    if survivors:
-        print("survivors:")
-        for site, _ in survivors:
-            print(f"  {site.module.name}:{site.lineno}  {site.change}")
+        report(results)  # also when stopped early: what ran so far
 
 
 if __name__ == "__main__":
