@@ -69,7 +69,8 @@ def _normalise(products):
     ``products`` (N, n, S, S) with a positive largest entry (the caller
     checks that every entry is >= _SAFE).
     """
-    largest = products.max(axis=(2, 3))
+    # Reducing one flattened axis is several times faster than axis=(2, 3).
+    largest = products.reshape(*products.shape[:2], -1).max(axis=-1)
     # A zero matrix (an impossible symbol) gives NaN here, but only in a
     # sequence already flagged not exact, whose results the caller discards.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -97,7 +98,7 @@ def _up_sweep(leaves):
         Whether every leaf and every product entry (before normalising) was
         >= _SAFE, so that no term lost to underflow can matter.
     """
-    exact = leaves.min(axis=(1, 2, 3)) >= _SAFE
+    exact = leaves.reshape(leaves.shape[0], -1).min(axis=-1) >= _SAFE
     level, log_scale = _normalise(leaves)
     levels = [level]
     while level.shape[1] > 1:
@@ -105,7 +106,7 @@ def _up_sweep(leaves):
         # Products of neighbours 2m, 2m + 1, all in one batched matmul; the
         # factors divided out of the two multiply, so their logs add.
         products = level[:, 0 : 2 * pairs : 2] @ level[:, 1 : 2 * pairs : 2]
-        exact &= products.min(axis=(1, 2, 3)) >= _SAFE
+        exact &= products.reshape(products.shape[0], -1).min(axis=-1) >= _SAFE
         products, log_largest = _normalise(products)
         scales = log_scale[:, 0 : 2 * pairs : 2] + log_scale[:, 1 : 2 * pairs : 2]
         scales += log_largest

@@ -449,19 +449,27 @@ def _emission_likelihoods(hmm, observations):
     return hmm.emission.T[observations]
 
 
-def _use_scan(n_states, length):
-    """Whether the parallel scan beats the sequential loop at S states, length T.
+def _use_scan(n_states, length, n_sequences):
+    """Whether the parallel scan beats the sequential loop: S states, N x T.
 
-    Measured by benchmarks/bench_hmm.py (crossover table in its docstring):
-    the scan does O(S^3 T) work in ~log2 T numpy calls, the loop O(S^2 T) in
-    ~T calls, so the scan wins while S is small and T > 1. It lost at
-    S >= _SCAN_MAX_STATES for every T measured.
+    The scan does O(S^3 N T) work in ~log2 T numpy calls, the loop
+    O(S^2 T) in ~T calls per sequence. benchmarks/bench_hmm.py's crossover
+    table (log_likelihood of one sequence, medians on a loaded 2-core
+    machine): the scan was 1.1-1.3x faster at T = 100 and 6-22x at
+    T >= 1000 for S <= 8, 1.4-2.3x at S = 16 (T >= 1000), and 2-14x slower at
+    S = 32; at T = 10 the loop was 2x faster. A batch of N sequences makes
+    one scan do the work of N loops, so the rule counts N T.
     """
-    return length > 1 and n_states < _SCAN_MAX_STATES
+    return (
+        length > 1
+        and n_states <= _SCAN_MAX_STATES
+        and n_sequences * length >= _SCAN_MIN_STEPS
+    )
 
 
-# The crossover measured in benchmarks/bench_hmm.py (see its docstring).
+# The crossover measured in benchmarks/bench_hmm.py (see _use_scan).
 _SCAN_MAX_STATES = 16
+_SCAN_MIN_STEPS = 100
 
 
 def _batches(sequences, n_states):
@@ -480,7 +488,7 @@ def _batches(sequences, n_states):
         by_length.setdefault(seq.size, []).append(k)
     batches, sequential = [], []
     for length, indices in by_length.items():
-        if _use_scan(n_states, length):
+        if _use_scan(n_states, length, len(indices)):
             batches.append((indices, np.stack([sequences[k] for k in indices])))
         else:
             sequential.extend(indices)
