@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py
 	$(BIN)/python benchmarks/bench_multivariate.py
 	$(BIN)/python benchmarks/bench_dask.py
+	$(BIN)/python benchmarks/bench_hmm.py
 
 # Mutation testing (tools/mutate.py; not part of `make test`, it takes hours
 # in full): each mutant of emlib against the notebooks alone. Narrow it with,
