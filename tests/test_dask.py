@@ -193,3 +193,9 @@ def test_emlib_imports_and_fits_without_dask():
         "assert 'dask.array' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sample_weight_is_refused_with_a_clear_error():
+    y = da.from_array(three_clusters(1000), chunks=300)
+    with pytest.raises(ValueError, match="sample_weight is not supported with a Dask"):
+        emlib.em(y, START, sample_weight=np.ones(1000))
