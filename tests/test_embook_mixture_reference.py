@@ -1,16 +1,19 @@
-"""embook.scipy_mixture, the SciPy-only reference, against emlib and closed forms."""
+"""embook.mixture_reference against SciPy, emlib and closed forms."""
 
 import math
 
 import numpy as np
 import pytest
+import scipy.special
+import scipy.stats
 
 import emlib
 from embook.data import old_faithful
-from embook.scipy_mixture import (
+from embook.mixture_reference import (
     central_hessian,
     complete_data_standard_errors,
     complete_information,
+    log_joint,
     log_likelihood,
     observed_information,
     responsibilities,
@@ -32,6 +35,31 @@ def test_log_likelihood_and_responsibilities_match_a_plain_loop():
     assert log_likelihood(y, THETA) == pytest.approx(want, rel=1e-14)
     gamma = [[p / sum(row) for p in row] for row in joint]
     assert np.allclose(responsibilities(y, THETA), gamma, rtol=1e-13, atol=1e-300)
+
+
+def test_log_joint_is_scipys_and_broadcasts_over_a_batch():
+    y = np.array([-3.0, 0.5, 2.0, 40.0])
+    weights = np.array([[0.2, 0.6], [0.8, 0.4]])  # (K, M) = (2, 2): two thetas
+    means, variances = (
+        np.array([[0.0, 1.0], [2.0, -1.0]]),
+        np.array([[1.0, 0.1], [4.0, 2.0]]),
+    )
+    got = log_joint(y, weights, means, variances)
+    assert got.shape == (4, 2, 2)
+    sd = np.sqrt(variances)
+    want = scipy.stats.norm.logpdf(y[:, None, None], means, sd) + np.log(weights)
+    assert np.allclose(got, want, rtol=1e-14, atol=0)
+    lse = scipy.special.logsumexp(want, axis=1).sum(axis=0)
+    assert np.allclose(
+        [
+            log_likelihood(
+                y, emlib.GMM(*(a[:, m] for a in (weights, means, variances)))
+            )
+            for m in (0, 1)
+        ],
+        lse,
+        rtol=1e-14,
+    )
 
 
 def test_central_hessian_is_exact_on_a_quartic():

@@ -1,27 +1,29 @@
-"""The 1-D Gaussian mixture computed with SciPy alone: the notebooks' reference.
+"""The 1-D Gaussian mixture computed without emlib: the notebooks' reference.
 
 emlib is the library under test, so a check of it needs the same quantities
-computed without it. Here the density is ``scipy.stats.norm``, the sum over
-components ``scipy.special.logsumexp``, and the information matrices are
-numerical Hessians (central differences, Richardson-extrapolated) of the
-log-likelihood and of Q written with them; nothing here imports emlib's
-numerics (a :class:`emlib.GMM` is only read as three arrays).
+computed by other code. Here the log-density is written out from the
+textbook formula, log phi = -(1/2) log(2 pi sigma^2) - (y - mu)^2 / (2
+sigma^2) (checked against ``scipy.stats.norm.logpdf`` in the tests; SciPy's
+stats module itself is not imported, as it costs a notebook over a second of
+start-up), the sum over components is a log-sum-exp shifted by its maximum,
+and the information matrices are numerical Hessians (central differences,
+Richardson-extrapolated) of the log-likelihood and of Q written with them.
+Nothing here calls emlib's numerics (a :class:`emlib.GMM` is only read as
+three arrays).
 
 Coordinates are those of :func:`embook.params.to_vector`: v = (alpha_1 ..
 alpha_{K-1}, mu_1..mu_K, sigma_1^2..sigma_K^2), alpha_K = 1 - the others.
-Checked against emlib and against closed forms in
-``tests/test_embook_scipy_mixture.py``.
+Checked against emlib, SciPy and closed forms in
+``tests/test_embook_mixture_reference.py``.
 """
 
 import numpy as np
-import scipy.special
-import scipy.stats
 
 from embook.params import to_vector
 
 
 def log_joint(y, weights, means, variances):
-    """log alpha_k + log phi(y_j | mu_k, sigma_k^2), by ``scipy.stats.norm``.
+    """log alpha_k + log phi(y_j | mu_k, sigma_k^2), each term written out.
 
     Parameters
     ----------
@@ -36,7 +38,18 @@ def log_joint(y, weights, means, variances):
     y = np.asarray(y, dtype=float)
     means = np.asarray(means, dtype=float)
     y = y.reshape(y.shape + (1,) * means.ndim)  # (N, 1, ...) against (K, ...)
-    return scipy.stats.norm.logpdf(y, means, np.sqrt(variances)) + np.log(weights)
+    log_phi = -0.5 * np.log(2 * np.pi * variances) - (y - means) ** 2 / (2 * variances)
+    return log_phi + np.log(weights)
+
+
+def _log_sum_exp(a):
+    """log sum_k exp(a[:, k, ...]), shifted by the maximum over k; shape (N, ...).
+
+    (``scipy.special.logsumexp`` computes the same, at several times the cost
+    on the (N, K, M) arrays of the numerical Hessians.)
+    """
+    peak = a.max(axis=1)
+    return peak + np.log(np.exp(a - peak[:, None]).sum(axis=1))
 
 
 def _unpack(v, k):
@@ -49,13 +62,13 @@ def _unpack(v, k):
 def log_likelihood(y, theta):
     """log P(Y | theta) = sum_j log sum_k alpha_k phi(y_j | theta_k), a float."""
     lj = log_joint(y, theta.weights, theta.means, theta.variances)
-    return float(scipy.special.logsumexp(lj, axis=1).sum())
+    return float(_log_sum_exp(lj).sum())
 
 
 def responsibilities(y, theta):
     """gamma_jk = alpha_k phi(y_j | theta_k) / P(y_j | theta), shape (N, K)."""
     lj = log_joint(y, theta.weights, theta.means, theta.variances)
-    return np.exp(lj - scipy.special.logsumexp(lj, axis=1, keepdims=True))
+    return np.exp(lj - _log_sum_exp(lj)[:, None])
 
 
 def complete_data_standard_errors(theta, n_points):
@@ -126,7 +139,7 @@ def observed_information(y, theta, h=0.02):
     k = theta.n_components
 
     def log_lik(v):  # v: (3K - 1, M) -> (M,)
-        return scipy.special.logsumexp(log_joint(y, *_unpack(v, k)), axis=1).sum(0)
+        return _log_sum_exp(log_joint(y, *_unpack(v, k))).sum(axis=0)
 
     scale = complete_data_standard_errors(theta, np.size(y))
     return -central_hessian(log_lik, to_vector(theta), scale, h)
