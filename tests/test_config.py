@@ -97,6 +97,19 @@ def test_book_contents_readme_and_notebooks_agree():
     assert readme_reading_table() == notebooks
 
 
+def overview_reading_map():
+    """The notebook names of the overview's reading map, in order."""
+    cells = json.loads((ROOT / "notebooks" / "00-overview.ipynb").read_text())["cells"]
+    (text,) = [
+        "".join(c["source"]) for c in cells if "## Reading map" in "".join(c["source"])
+    ]
+    return re.findall(r"^\| `([0-9][0-9]-[^`]+)` \|", text, flags=re.MULTILINE)
+
+
+def test_overview_reading_map_lists_the_book_in_order():
+    assert overview_reading_map() == book_toc()
+
+
 def test_make_lab_installs_the_quiet_lab_settings():
     # JupyterLab's own schema accepts the values: never fetch news (so never
     # ask), never check for updates.
