@@ -329,6 +329,18 @@ def log_likelihood(obs, hmm):
     -------
     float
         ``-inf`` if a sequence has probability 0 under ``hmm``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(  # Li Hang's example 10.2: three boxes, red (0) or white (1)
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> print(f"P(O | lambda) = {np.exp(hmm.log_likelihood([0, 1, 0], model)):.6f}")
+    P(O | lambda) = 0.130218
     """
     _check_hmm(hmm)
     sequences, _ = _as_observations(obs, hmm.n_symbols)
@@ -374,6 +386,22 @@ def posteriors(obs, hmm):
     ValueError
         On bad input, or if a sequence has probability 0 under ``hmm`` (its
         posteriors would be 0/0).
+
+    Examples
+    --------
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> gamma, xi = hmm.posteriors([0, 1, 0], model)
+    >>> print(gamma.round(4))
+    [[0.1882 0.3222 0.4896]
+     [0.3193 0.4154 0.2653]
+     [0.3215 0.2727 0.4058]]
+    >>> print(xi.shape)
+    (2, 3, 3)
     """
     _check_hmm(hmm)
     sequences, several = _as_observations(obs, hmm.n_symbols)
@@ -421,6 +449,19 @@ def viterbi(obs, hmm):
     ValueError
         On bad input, or if a sequence has probability 0 under ``hmm`` (every
         path is then a maximiser).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(  # Li Hang's example 10.3
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> path, log_p = hmm.viterbi([0, 1, 0], model)
+    >>> print(path, f"{np.exp(log_p):.4f}")
+    [2 2 2] 0.0147
     """
     _check_hmm(hmm)
     sequences, several = _as_observations(obs, hmm.n_symbols)
@@ -570,6 +611,16 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     keeps its row of A, and a state with no expected visits keeps its row of
     B: Q does not depend on those rows, so keeping them is a maximiser and
     the log-likelihood still cannot decrease.
+
+    Examples
+    --------
+    >>> from emlib import hmm
+    >>> start = hmm.HMM([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]], [[0.6, 0.4], [0.3, 0.7]])
+    >>> obs = [0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1]
+    >>> fit = hmm.baum_welch(obs, start)
+    >>> first, last = fit.log_likelihoods[[0, -1]]
+    >>> print(fit.converged, f"log-likelihood {first:.4f} -> {last:.4f}")
+    True log-likelihood -10.9873 -> -9.8823
     """
     _check_hmm(init, "init")
     sequences, several = _as_observations(obs, init.n_symbols)
