@@ -395,12 +395,12 @@ def posteriors(obs, hmm):
     ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
     ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
     ... )
-    >>> gamma, xi = hmm.posteriors([0, 1, 0], model)
-    >>> print(gamma.round(4))
+    >>> gammas, xis = hmm.posteriors([[0, 1, 0]], model)  # a list of one sequence
+    >>> print(gammas[0].round(4))
     [[0.1882 0.3222 0.4896]
      [0.3193 0.4154 0.2653]
      [0.3215 0.2727 0.4058]]
-    >>> print(xi.shape)
+    >>> print(xis[0].shape)
     (2, 3, 3)
     """
     _check_hmm(hmm)
@@ -459,8 +459,8 @@ def viterbi(obs, hmm):
     ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
     ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
     ... )
-    >>> path, log_p = hmm.viterbi([0, 1, 0], model)
-    >>> print(path, f"{np.exp(log_p):.4f}")
+    >>> paths, log_ps = hmm.viterbi([[0, 1, 0]], model)  # a list of one sequence
+    >>> print(paths[0], f"{np.exp(log_ps[0]):.4f}")
     [2 2 2] 0.0147
     """
     _check_hmm(hmm)
