@@ -16,8 +16,10 @@ even untypeset, was most of this module's time. What the pages are made of
 is written by Sphinx and the theme, so most checks read the built HTML
 (parsed with html.parser) and the browser opens a few pages only:
 
-* Static, every page: the sidebar and previous/next (rendered by the theme
-  into the HTML) follow the reading order; every figure of the article is a
+* Static, every page (the chapters, then the API reference's pages in
+  ``api/``, whose links are resolved from there): the sidebar and
+  previous/next (rendered by the theme into the HTML) follow the reading
+  order; every figure of the article is a
   file on disk that decodes as an image of nonzero size; no TeX ("$",
   "\\(", "\\[") is left in the prose of the article outside code, pre,
   script and Sphinx's maths elements; each page with maths loads
@@ -37,7 +39,8 @@ is written by Sphinx and the theme, so most checks read the built HTML
   font, as a reader sees it: every formula typeset, no error, MathJax's own
   files (output jax, fonts) read from disk; the TeX check and the
   undefined-macro test run there. The search page finds the Lagrangian, and
-  a cross-reference of notebook 40 lands on its equation in notebook 30.
+  viterbi in the API reference; a cross-reference of notebook 40 lands on
+  its equation in notebook 30.
   Every request of these pages that is not for a file on disk is aborted
   and fails the tests, and the copy buttons, which a script adds, are
   counted on the overview and on notebook 40. What the other pages are not
