@@ -12,8 +12,9 @@ the notebooks, which check it against this library on data.
 """
 
 from emlib import diffusion, hmm, linear_vae, multivariate, ppca, three_coins
+from emlib._core import ConvergenceWarning, EMResult
 from emlib.bound import elbo, entropy, kl_divergence, q_function
-from emlib.fit import EMResult, em, initial_theta
+from emlib.fit import em, initial_theta
 from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.information import observed_information
@@ -27,6 +28,7 @@ from emlib.variants import (
 
 __all__ = [
     "GMM",
+    "ConvergenceWarning",
     "EMResult",
     "IncrementalEM",
     "conditional_m_step",

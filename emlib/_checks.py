@@ -6,8 +6,10 @@ data), so no public function can modify its arguments, and raises
 values) with a message that says what was expected.
 """
 
+import dataclasses
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -18,12 +20,54 @@ SUM_TOL = 1e-9
 Y_MAGNITUDE_RANGE = (1e-150, 1e150)
 
 
-def as_real_array(x, name):
-    """Return ``x`` as a new float64 array, or raise if it is not real numbers."""
+def is_dask_array(x):
+    """True if ``x`` is a dask.array.Array (without importing Dask).
+
+    If Dask was never imported, nothing can be a Dask array, so Dask stays an
+    optional dependency.
+    """
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(x, dask_array.Array)
+
+
+def as_array(x, name, expected="an array of real numbers"):
+    """``x`` as a new numpy array (a copy, any dtype), refusing Dask arrays.
+
+    ``np.array`` would silently compute a Dask array and load all of it into
+    memory; only :func:`emlib.em` reduces one chunk by chunk, so every other
+    function refuses it here, where all of emlib's array arguments pass.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        The argument's name, for messages.
+    expected : str
+        What ``x`` should be, for the message on a ragged nested sequence.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is a Dask array, or a ragged nested sequence.
+    """
+    if is_dask_array(x):
+        raise TypeError(
+            f"{name} is a Dask array, which this function would load whole into "
+            "memory; only emlib.em (the 1-D Gaussian mixture) fits Dask arrays, "
+            f"chunk by chunk. Pass {name}.compute() if it fits in memory."
+        )
     try:
-        arr = np.array(x, copy=True)
+        return np.array(x, copy=True)
     except (TypeError, ValueError) as exc:  # ragged nested sequences
-        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+        raise TypeError(f"{name} must be {expected}: {exc}") from None
+
+
+def as_real_array(x, name):
+    """Return ``x`` as a new float64 array, or raise if it is not real numbers.
+
+    A Dask array raises ``TypeError`` (:func:`as_array`).
+    """
+    arr = as_array(x, name)
     if arr.dtype.kind not in "iuf":
         raise TypeError(
             f"{name} must hold real numbers (int or float), got dtype {arr.dtype}."
@@ -44,6 +88,19 @@ def read_only(arr):
     changed after validation.
     """
     return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
+
+class Parameters:
+    """Base of the frozen parameter dataclasses (GMM, HMM, PPCA, ...).
+
+    Pickled as a call of the constructor on the constructor's arguments, so
+    that unpickling validates them again and stores read-only copies, as
+    construction does (pickle's default would restore writeable arrays).
+    """
+
+    def __reduce__(self):
+        fields = dataclasses.fields(self)
+        return type(self), tuple(getattr(self, f.name) for f in fields if f.init)
 
 
 def as_observations(y):
@@ -68,14 +125,18 @@ def as_observations(y):
     return arr
 
 
-def check_magnitude(magnitude):
-    """Raise unless max_j |y_j| lies in ``Y_MAGNITUDE_RANGE`` (or is 0)."""
+def check_magnitude(magnitude, name="y", rescale="divide by its standard deviation"):
+    """Raise unless the data's max |entry| lies in ``Y_MAGNITUDE_RANGE`` (or is 0).
+
+    ``name`` names the data and ``rescale`` says how to rescale it, for the
+    message.
+    """
     low, high = Y_MAGNITUDE_RANGE
     if magnitude > high or 0 < magnitude < low:
         raise ValueError(
-            f"y has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
-            "squared deviations are representable in float64; rescale y (for "
-            "example divide by its standard deviation) and fit again."
+            f"{name} has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] "
+            f"where squared deviations are representable in float64; rescale "
+            f"{name} (for example {rescale}) and fit again."
         )
 
 
@@ -150,17 +211,127 @@ def as_responsibilities(gamma, n):
     return gamma
 
 
+# ---------------------------------------------------------------------------
+# Scalars: one checker per kind, used by every module
+# ---------------------------------------------------------------------------
+
+
+def check_int(value, name, low=1, high=None, rule=None):
+    """Validate an integer argument: ``low <= value`` (and ``<= high`` if given).
+
+    Parameters
+    ----------
+    value : object
+        The argument; a Python or numpy integer (not a bool).
+    name : str
+        Its name, for the messages.
+    low : int, default 1
+    high : int, optional
+    rule : str, optional
+        What the value must do, for the ``ValueError`` ("{name} must
+        {rule}, got ..."), e.g. "satisfy 1 <= K <= N = 5"; default
+        "be >= low" or "satisfy low <= name <= high".
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
+    if value < low or (high is not None and value > high):
+        if rule is None:
+            rule = (
+                f"be >= {low}" if high is None else f"satisfy {low} <= {name} <= {high}"
+            )
+        raise ValueError(f"{name} must {rule}, got {value}.")
+    return int(value)
+
+
+def check_real(value, name, low=0.0, *, strict=False, high=None):
+    """Validate a real argument: finite, ``>= low`` (``> low`` if ``strict``).
+
+    Parameters
+    ----------
+    value : object
+        Any real number type (int, float, numpy scalar, Fraction), not a bool.
+    name : str
+        Its name, for the messages.
+    low : float, default 0.0
+    strict : bool, default False
+        Require ``value > low`` rather than ``>=``.
+    high : float, optional
+        An upper bound, inclusive.
+
+    Returns
+    -------
+    float
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}.")
+    try:
+        real = float(value)
+    except OverflowError:  # an int beyond float range
+        real = math.inf
+    above = real > low if strict else real >= low
+    if not (math.isfinite(real) and above and (high is None or real <= high)):
+        if high is None:
+            rule = f"be finite and {'>' if strict else '>='} {low:g}"
+        else:
+            rule = f"lie in {'(' if strict else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must {rule}, got {value}.")
+    return real
+
+
+def check_probability(value, name):
+    """Validate a probability: a real number in [0, 1]. Returns a float."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number (a probability in [0, 1]), "
+            f"got {type(value).__name__}."
+        )
+    try:
+        prob = float(value)
+    except OverflowError:
+        prob = math.inf
+    if not 0.0 <= prob <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+    return prob
+
+
+def check_n_components(k, n, name="the number of components"):
+    """Validate K, a number of components or states: an int with 1 <= K <= N."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(k).__name__}.")
+    if not 1 <= k <= n:
+        raise ValueError(f"{name} K must satisfy 1 <= K <= N = {n}; got {k}.")
+    return int(k)
+
+
 def check_stopping_rule(tol, max_iter):
     """Validate EM's stopping rule: ``tol`` finite and >= 0, ``max_iter`` >= 1."""
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise TypeError(f"tol must be a real number, got {type(tol).__name__}.")
-    try:
-        finite = math.isfinite(tol)
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not (finite and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}.")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+    check_real(tol, "tol")
+    check_int(max_iter, "max_iter")
+
+
+def is_int(value):
+    """True for a Python or numpy integer, False for a bool: an ``init`` that
+    is a number of components rather than a parameter object."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_generator(random_state):
+    """A numpy Generator from ``random_state``: an int seed, a Generator, or None.
+
+    A Generator is used as it is (so successive calls continue its stream);
+    None seeds a fresh one from the operating system's entropy.
+    """
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
+        raise TypeError(
+            "random_state must be an int seed, a numpy.random.Generator or None, "
+            f"got {type(random_state).__name__}; for example random_state=0."
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state must be a seed >= 0, got {random_state}.")
+    return np.random.default_rng(random_state)

@@ -19,7 +19,7 @@ import dask
 import numpy as np
 
 from emlib._checks import check_magnitude
-from emlib.fit import chunk_statistics, merge_statistics
+from emlib._statistics import chunk_statistics, merge_statistics
 from emlib.gmm import GMM
 
 

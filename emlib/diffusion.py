@@ -17,7 +17,6 @@ Arrays over steps are 0-based: entry ``t - 1`` holds step t = 1..T, as in
 the paper's 1-based notation.
 """
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -25,12 +24,17 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_observations, as_real_array, read_only
+from emlib._checks import (
+    as_observations,
+    as_real_array,
+    check_int,
+    check_real,
+    read_only,
+)
+from emlib._numerics import LOG_2PI, log_sum_exp_rows
 from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
-from emlib.model import check_theta, e_step, log_joint, log_sum_exp_rows
-
-_LOG_2PI = np.log(2.0 * np.pi)
+from emlib.model import check_theta, e_step, log_joint
 
 # ---------------------------------------------------------------------------
 # The noise schedule
@@ -94,15 +98,15 @@ class NoiseSchedule:
         -------
         NoiseSchedule
         """
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer):
-            raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}.")
-        if n_steps < 21:
-            raise ValueError(
-                "the rescaled linear schedule needs n_steps >= 21 (beta_T = "
-                f"20 / n_steps must stay below 1); got {n_steps}."
-            )
+        n_steps = check_int(
+            n_steps,
+            "n_steps",
+            21,
+            rule="be >= 21 (in the rescaled linear schedule beta_T = "
+            "20 / n_steps must stay below 1)",
+        )
         scale = 1000.0 / n_steps
-        return cls(np.linspace(scale * 1e-4, scale * 0.02, int(n_steps)))
+        return cls(np.linspace(scale * 1e-4, scale * 0.02, n_steps))
 
     @property
     def n_steps(self) -> int:
@@ -146,25 +150,14 @@ def _check_schedule(schedule):
 
 
 def _check_alpha_bar(alpha_bar):
-    if isinstance(alpha_bar, bool) or not isinstance(alpha_bar, numbers.Real):
-        raise TypeError(
-            f"alpha_bar must be a real number, got {type(alpha_bar).__name__}."
-        )
-    alpha_bar = float(alpha_bar)
-    if not 0 < alpha_bar <= 1:
-        raise ValueError(
-            "alpha_bar must lie in (0, 1] (the signal fraction abar_t; 1 means no "
-            f"noise); got {alpha_bar}."
-        )
-    return alpha_bar
+    # The signal fraction abar_t; 1 means no noise.
+    return check_real(alpha_bar, "alpha_bar", 0.0, strict=True, high=1.0)
 
 
 def _check_step(t, schedule):
-    if isinstance(t, bool) or not isinstance(t, int | np.integer):
-        raise TypeError(f"t must be an int, got {type(t).__name__}.")
-    if not 1 <= t <= schedule.n_steps:
-        raise ValueError(f"t must be a step 1 <= t <= T = {schedule.n_steps}; got {t}.")
-    return int(t)
+    return check_int(
+        t, "t", 1, schedule.n_steps, rule=f"be a step 1 <= t <= T = {schedule.n_steps}"
+    )
 
 
 def _check_rng(rng):
@@ -176,11 +169,7 @@ def _check_rng(rng):
 
 
 def _check_n_samples(n_samples):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
-        raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}.")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
-    return int(n_samples)
+    return check_int(n_samples, "n_samples")
 
 
 # ---------------------------------------------------------------------------
@@ -515,17 +504,9 @@ _MAX_GRID = 1_000_000
 
 
 def _check_points_per_sd(points_per_sd):
-    if isinstance(points_per_sd, bool) or not isinstance(
-        points_per_sd, int | np.integer
-    ):
-        raise TypeError(
-            f"points_per_sd must be an int, got {type(points_per_sd).__name__}."
-        )
-    if not 2 <= points_per_sd <= 1000:
-        raise ValueError(
-            f"points_per_sd must be between 2 and 1000, got {points_per_sd}."
-        )
-    return int(points_per_sd)
+    return check_int(
+        points_per_sd, "points_per_sd", 2, 1000, rule="be between 2 and 1000"
+    )
 
 
 def mixture_expectation(
@@ -718,5 +699,5 @@ def ddpm_bound(
             for i in range(1, schedule.n_steps)
         ]
     )
-    decoder = 0.5 * (_LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
+    decoder = 0.5 * (LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
     return DiffusionBound(prior, transitions, float(decoder))

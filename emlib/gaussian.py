@@ -9,38 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from emlib._checks import as_real_array
-
-# Below this |d|, d - log1p(d) is summed from its Taylor series: the two terms
-# are each about |d| and their difference about d^2 / 2, so subtracting them
-# would lose about log10(1 / |d|) digits.
-_SERIES_BELOW = 1e-2
-
-
-def _r_minus_1_minus_log_r(var_q, var_p):
-    """r - 1 - log r for r = var_q / var_p, accurate for every r > 0.
-
-    d = r - 1 is formed as (var_q - var_p) / var_p, exact-ish also when the
-    variances are close. For |d| < 1e-2 the result is summed from the series
-    d - log1p(d) = sum_{m >= 2} (-1)^m d^m / m (terms after m = 10 are below
-    1e-22 relative to the first). Otherwise it is d - log r, with log r from
-    log1p(d) while r >= 1/2, and from log var_q - log var_p below: there d
-    has lost r (it rounds to -1 once r < 1e-16) and log1p(d) would be -inf.
-    """
-    d = (var_q - var_p) / var_p
-    small = np.abs(d) < _SERIES_BELOW
-    # The series only where it is used: on a huge d its d^10 would overflow.
-    d_small = np.where(small, d, 0.0)
-    series = np.zeros_like(d_small)
-    for m in range(10, 1, -1):  # Horner: d^2 (1/2 - d (1/3 - d (1/4 - ...)))
-        series = 1.0 / m - d_small * series
-    series *= d_small * d_small
-    near = d > -0.5
-    log_r = np.where(
-        near,
-        np.log1p(np.where(near, d, 0.0)),
-        np.log(var_q) - np.log(var_p),
-    )
-    return np.where(small, series, d - log_r)
+from emlib._numerics import r_minus_1_minus_log_r
 
 
 def gaussian_kl(
@@ -119,5 +88,5 @@ def gaussian_kl(
     # The mean term as ((mu_q - mu_p) / sigma_p)^2, so it cannot overflow
     # before the division does.
     scaled = (mq - mp) / np.sqrt(vp)
-    per_coordinate = 0.5 * (scaled * scaled + _r_minus_1_minus_log_r(vq, vp))
+    per_coordinate = 0.5 * (scaled * scaled + r_minus_1_minus_log_r(vq, vp))
     return float(per_coordinate.sum())

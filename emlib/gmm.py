@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import SUM_TOL, as_real_array, read_only
+from emlib._checks import SUM_TOL, Parameters, as_real_array, read_only
 
 
 def _read_only(name, values):
@@ -17,7 +17,7 @@ def _read_only(name, values):
 
 
 @dataclass(frozen=True, eq=False)
-class GMM:
+class GMM(Parameters):
     """Parameters theta of a K-component 1-D Gaussian mixture.
 
     The density is P(y | theta) = sum_k alpha_k phi(y | mu_k, sigma_k^2).

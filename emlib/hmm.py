@@ -12,24 +12,42 @@ normalisers c_t = P(o_t | o_1, ..., o_{t-1}, lambda) multiply to P(O | lambda),
 so log P(O | lambda) = sum_t log c_t stays finite for sequences of any length.
 Zero entries in pi, A or B are allowed: they only make some paths impossible.
 The Viterbi algorithm works with logarithms, where log 0 = -inf is exact.
-:func:`baum_welch` is EM for this model, with the M-step of Li Hang's
-(10.39)-(10.41). Everything is derived with SymPy in
-notebooks/70-hmm-baum-welch.ipynb.
+:func:`em` (also named :func:`baum_welch`, its textbook name) is EM for this
+model, with the M-step of Li Hang's (10.39)-(10.41). Everything is derived
+with SymPy in notebooks/70-hmm-baum-welch.ipynb.
 
 ``obs`` is either one sequence (a 1-D array_like of ints in [0, M)) or a list
 (or tuple) of such sequences, which are independent: their log-likelihoods
-and their sufficient statistics add. Functions that return per-sequence
-arrays return them in a list, in the order of the input, when given a list.
-States and symbols are numbered from 0, as in numpy (the book numbers them
-from 1).
+and their sufficient statistics add. Every function returns the same kind of
+result whichever it is given: a float for :func:`log_likelihood` (the sum
+over sequences), an ``EMResult`` for :func:`em`, and lists with one entry per
+sequence, in the order of the input, for the per-sequence :func:`posteriors`
+and :func:`viterbi` (a single sequence is a list of one). States and symbols
+are numbered from 0, as in numpy (the book numbers them from 1).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import SUM_TOL, as_real_array, check_stopping_rule, read_only
-from emlib.fit import EMResult
+from emlib._checks import (
+    SUM_TOL,
+    Parameters,
+    as_array,
+    as_generator,
+    as_real_array,
+    check_int,
+    is_int,
+    read_only,
+)
+from emlib._core import run_em
+
+# Below this, a forward vector's entry may have lost terms that underflowed
+# (tiny / eps, about 1e-292; see _forward).
+_SAFE = np.finfo(np.float64).tiny / np.finfo(np.float64).eps
+# A scaled gamma_t whose sum is off 1 by more than this lost terms (1e-9:
+# rounding of the recursions is ~T S eps, far below it for any T < 1e6).
+_GAMMA_SUM_TOL = 1e-9
 
 # ---------------------------------------------------------------------------
 # Parameters
@@ -64,7 +82,7 @@ def _read_only_stochastic(name, values, ndim, what):
 
 
 @dataclass(frozen=True, eq=False)
-class HMM:
+class HMM(Parameters):
     """Parameters lambda = (pi, A, B) of a categorical hidden Markov model.
 
     .. math::
@@ -139,10 +157,10 @@ class HMM:
         )
 
 
-def _check_hmm(hmm, name="hmm"):
+def _check_hmm(hmm):
     if not isinstance(hmm, HMM):
         raise TypeError(
-            f"{name} must be an emlib.hmm.HMM(start, transition, emission), "
+            "hmm must be an emlib.hmm.HMM(start, transition, emission), "
             f"got {type(hmm).__name__}."
         )
 
@@ -153,25 +171,31 @@ def _check_hmm(hmm, name="hmm"):
 
 
 def _as_sequence(seq, name, n_symbols):
-    """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M)."""
-    try:
-        arr = np.array(seq, copy=True)
-    except (TypeError, ValueError) as exc:  # ragged nesting
-        raise TypeError(f"{name} must be a 1-D sequence of ints: {exc}") from None
+    """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M).
+
+    ``n_symbols`` None (M not known yet) checks only that symbols are >= 0.
+    """
+    arr = as_array(seq, name, expected="a 1-D sequence of ints")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; a sequence needs T >= 1 observations.")
     if arr.dtype.kind not in "iu":
+        symbols = "0, 1, 2, ..." if n_symbols is None else f"[0, M) = [0, {n_symbols})"
         raise TypeError(
-            f"{name} must hold integer symbols in [0, M) = [0, {n_symbols}), got "
-            f"dtype {arr.dtype}; convert with np.asarray(..., dtype=int) if the "
-            "values are whole numbers."
+            f"{name} must hold integer symbols in {symbols}, got dtype "
+            f"{arr.dtype}; convert with np.asarray(..., dtype=int) if the values "
+            "are whole numbers."
         )
     if arr.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D (one symbol per time step), got shape "
             f"{arr.shape}; pass several sequences as a list of 1-D sequences."
         )
-    bad = (arr < 0) | (arr >= n_symbols)
+    bad = arr < 0 if n_symbols is None else (arr < 0) | (arr >= n_symbols)
+    if n_symbols is None and bad.any():
+        t = int(np.argmax(bad))
+        raise ValueError(
+            f"{name}[{t}] = {arr[t]} is not a symbol: symbols are 0, 1, 2, ..."
+        )
     if bad.any():
         t = int(np.argmax(bad))
         raise ValueError(
@@ -183,6 +207,12 @@ def _as_sequence(seq, name, n_symbols):
 
 def _as_observations(obs, n_symbols):
     """Validate ``obs``: one sequence or a list of them.
+
+    Parameters
+    ----------
+    obs : array_like of int, shape (T,), or list of them
+    n_symbols : int or None
+        M; None checks only that symbols are >= 0.
 
     Returns
     -------
@@ -238,8 +268,16 @@ def _forward(seq, hmm, steps):
         alpha_t(i) / P(o_1, ..., o_t | lambda); each row sums to 1.
     scale : ndarray, shape (T,)
         c_t = P(o_t | o_1, ..., o_{t-1}, lambda), with c_1 = P(o_1 | lambda).
-        If some c_t is 0 the sequence is impossible, and the recursion stops
-        there, leaving the later entries (and rows of alpha_hat) at 0.
+        If some c_t is 0 the recursion stops there, leaving the later
+        entries (and rows of alpha_hat) at 0.
+    exact : bool
+        False if rounding may have lost probability: some u_t(j) = c_t
+        alpha-hat_t(j) (before normalising) of a state j that some path can
+        be in at t is below ``_SAFE`` = tiny / eps. Terms flushed to 0 or
+        subnormal are below tiny, so where every such u_t(j) >= tiny / eps
+        they change it by less than S eps relative; otherwise a lost branch
+        can dominate later (after the others meet a zero), and the caller
+        must use log space.
     """
     n_states = hmm.n_states
     alpha_hat = np.zeros((seq.size, n_states))
@@ -255,7 +293,28 @@ def _forward(seq, hmm, steps):
             break
         scale[t] = c
         np.divide(alpha, c, out=alpha_hat[t])
-    return alpha_hat, scale
+    unscaled = alpha_hat * scale[:, None]  # u_t(j), to rounding
+    exact = bool(np.all(unscaled[_possible_states(seq, hmm)] >= _SAFE))
+    return alpha_hat, scale, exact
+
+
+def _possible_states(seq, hmm):
+    """(T, S) bool: whether some path with P(o_1..o_t, i_t = j) > 0 ends in j.
+
+    The forward recursion on the zero pattern of pi, A and B. Without zeros
+    in A and B every state is possible after the first step.
+    """
+    possible = np.empty((seq.size, hmm.n_states), dtype=bool)
+    possible[0] = (hmm.start > 0) & (hmm.emission[:, seq[0]] > 0)
+    reachable = hmm.transition > 0
+    if np.all(reachable) and np.all(hmm.emission > 0):
+        possible[1:] = possible[0].any()
+        return possible
+    reachable = reachable.astype(np.float64)
+    for t in range(1, seq.size):
+        into = possible[t - 1] @ reachable > 0
+        possible[t] = into & (hmm.emission[:, seq[t]] > 0)
+    return possible
 
 
 def _backward(seq, scale, steps):
@@ -273,26 +332,93 @@ def _backward(seq, scale, steps):
     return beta_hat
 
 
-def _impossible(seq, scale, name):
-    t = int(np.argmin(scale > 0.0))
+def _log_parameters(hmm):
+    """log pi (S,), log A (S, S), log B (S, M); log 0 = -inf is exact."""
+    with np.errstate(divide="ignore"):
+        return np.log(hmm.start), np.log(hmm.transition), np.log(hmm.emission)
+
+
+def _log_sum_exp_rows(a):
+    """log sum_i exp(a[..., i]) over the last axis, with -inf rows giving -inf."""
+    peak = a.max(axis=-1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)  # all -inf: log 0 = -inf below
+    with np.errstate(divide="ignore"):
+        return peak[..., 0] + np.log(np.exp(a - peak).sum(axis=-1))
+
+
+def _log_forward(seq, log_params):
+    """log alpha_t(i), shape (T, S): the forward recursion in log space.
+
+    log alpha_1(i) = log pi_i + log b_i(o_1) and
+    log alpha_t(j) = log sum_i exp(log alpha_{t-1}(i) + log a_ij) + log b_j(o_t).
+    A sum of exponentials is at least its largest term, so the result is
+    never below Viterbi's delta_t(j) (the same recursion with max), in
+    floating point too: log-sum-exp is computed as the max plus the log of a
+    sum >= 1, and rounding is monotone. It costs 5 to 8 times the scaled
+    recursion (measured at S = 2, 5, 10 and T = 2000), so it is the fallback
+    where scaling underflows.
+    """
+    log_start, log_transition, log_emission = log_params
+    log_alpha = np.empty((seq.size, log_start.size))
+    log_alpha[0] = log_start + log_emission[:, seq[0]]
+    for t in range(1, seq.size):
+        # Row j of the transpose holds log alpha_{t-1}(i) + log a_ij over i.
+        into = (log_alpha[t - 1][:, None] + log_transition).T
+        log_alpha[t] = _log_sum_exp_rows(into) + log_emission[:, seq[t]]
+    return log_alpha
+
+
+def _log_backward(seq, log_params):
+    """log beta_t(i), shape (T, S), with log beta_T = 0: the backward recursion
+    log beta_t(i) = log sum_j exp(log a_ij + log b_j(o_{t+1}) + log beta_{t+1}(j)).
+    """
+    _, log_transition, log_emission = log_params
+    log_beta = np.zeros((seq.size, log_transition.shape[0]))
+    for t in range(seq.size - 2, -1, -1):
+        after = log_emission[:, seq[t + 1]] + log_beta[t + 1]  # over j
+        log_beta[t] = _log_sum_exp_rows(log_transition + after)
+    return log_beta
+
+
+def _impossible(seq, t, name):
     return ValueError(
         f"{name} has probability 0 under the model: no state path can produce "
-        f"symbol {seq[t]} at t = {t} after the symbols before it (or its "
-        "probability is below float64's range). Posteriors are then 0/0; "
-        "start from parameters that give every observed symbol a positive "
-        "probability, e.g. without zeros in emission."
+        f"symbol {seq[t]} at t = {t} after the symbols before it. Posteriors "
+        "are then 0/0; start from parameters that give every observed symbol "
+        "a positive probability, e.g. without zeros in emission."
     )
+
+
+def _log_posteriors(seq, hmm, name):
+    """:func:`_posteriors` in log space, for sequences whose scaling underflows.
+
+    gamma_t(i) = exp(log alpha_t(i) + log beta_t(i) - log P(O)) and
+    xi_t(i, j) = exp(log alpha_t(i) + log a_ij + log b_j(o_{t+1})
+    + log beta_{t+1}(j) - log P(O)).
+    """
+    log_params = _log_parameters(hmm)
+    log_alpha = _log_forward(seq, log_params)
+    log_lik = float(_log_sum_exp_rows(log_alpha[-1]))
+    if log_lik == -np.inf:
+        raise _impossible(seq, int(np.argmax(np.all(log_alpha == -np.inf, 1))), name)
+    log_beta = _log_backward(seq, log_params)
+    gamma = np.exp(log_alpha + log_beta - log_lik)
+    after = log_params[2][:, seq[1:]].T + log_beta[1:]  # (T-1, S) over j
+    xi = np.exp(log_alpha[:-1, :, None] + log_params[1] + after[:, None, :] - log_lik)
+    return gamma, xi, log_lik
 
 
 def _posteriors(seq, hmm, steps, name):
     """gamma (T, S), xi (T-1, S, S) and log P(O | lambda) for one sequence.
 
     ``steps`` is :func:`_step_matrices` of ``hmm``; ``name`` names the
-    sequence in errors.
+    sequence in errors. Scaled recursions, or log space where they underflow.
     """
-    alpha_hat, scale = _forward(seq, hmm, steps)
-    if not np.all(scale > 0.0):
-        raise _impossible(seq, scale, name)
+    alpha_hat, scale, exact = _forward(seq, hmm, steps)
+    if not exact:
+        return _log_posteriors(seq, hmm, name)
+    if not np.all(scale > 0.0):  # exactly impossible
+        raise _impossible(seq, int(np.argmin(scale > 0.0)), name)
     beta_hat = _backward(seq, scale, steps)
     emitted = hmm.emission[:, seq].T  # (T, S): b_j(o_t)
     # gamma_t(i) = alpha_t(i) beta_t(i) / P(O) = alpha-hat_t(i) beta-hat_t(i)
@@ -301,6 +427,10 @@ def _posteriors(seq, hmm, steps, name):
     #            = alpha-hat_t(i) a_ij b_j(o_{t+1}) beta-hat_{t+1}(j) / c_{t+1}
     after = emitted[1:] * beta_hat[1:] / scale[1:, None]  # (T-1, S)
     xi = alpha_hat[:-1, :, None] * hmm.transition * after[:, None, :]
+    # Rows of gamma sum to 1 in exact arithmetic; if not to rounding, beta-hat
+    # lost terms by underflow (as alpha-hat may), so use log space.
+    if np.max(np.abs(gamma.sum(axis=1) - 1.0)) > _GAMMA_SUM_TOL:
+        return _log_posteriors(seq, hmm, name)
     return gamma, xi, float(np.log(scale).sum())
 
 
@@ -328,7 +458,11 @@ def log_likelihood(obs, hmm):
     Returns
     -------
     float
-        ``-inf`` if a sequence has probability 0 under ``hmm``.
+        ``-inf`` if a sequence has probability 0 under ``hmm``. Where the
+        scaled recursion may lose probability to underflow (a forward entry
+        below about 1e-292), that sequence is computed by the forward
+        recursion in log space instead, so the result is finite whenever some
+        state path has a finite log-probability, and never below Viterbi's.
 
     Examples
     --------
@@ -347,10 +481,13 @@ def log_likelihood(obs, hmm):
     steps = _step_matrices(hmm)
     total = 0.0
     for seq in sequences:
-        _, scale = _forward(seq, hmm, steps)
-        if not np.all(scale > 0.0):
-            return float("-inf")
-        total += np.log(scale).sum()
+        _, scale, exact = _forward(seq, hmm, steps)
+        if not exact:  # the log-space recursion, which loses nothing
+            log_alpha = _log_forward(seq, _log_parameters(hmm))
+            total += _log_sum_exp_rows(log_alpha[-1])
+        else:
+            with np.errstate(divide="ignore"):  # log 0 = -inf: impossible
+                total += np.log(scale).sum()
     return float(total)
 
 
@@ -374,12 +511,11 @@ def posteriors(obs, hmm):
 
     Returns
     -------
-    gamma : ndarray, shape (T, S)
-        Rows sum to 1. For a list of sequences, a list of such arrays.
-    xi : ndarray, shape (T - 1, S, S)
-        Each (S, S) slice sums to 1, and xi_t summed over j is gamma_t (up to
-        rounding). Empty (shape (0, S, S)) when T = 1. For a list of
-        sequences, a list of such arrays.
+    gamma : list of ndarray, each shape (T_k, S)
+        One per sequence (one for a single sequence); rows sum to 1.
+    xi : list of ndarray, each shape (T_k - 1, S, S)
+        One per sequence; each (S, S) slice sums to 1, and xi_t summed over j
+        is gamma_t (up to rounding). Empty (shape (0, S, S)) when T_k = 1.
 
     Raises
     ------
@@ -410,9 +546,7 @@ def posteriors(obs, hmm):
     results = [
         _posteriors(s, hmm, steps, n) for s, n in zip(sequences, names, strict=True)
     ]
-    gammas = [gamma for gamma, _, _ in results]
-    xis = [xi for _, xi, _ in results]
-    return (gammas, xis) if several else (gammas[0], xis[0])
+    return [gamma for gamma, _, _ in results], [xi for _, xi, _ in results]
 
 
 def viterbi(obs, hmm):
@@ -438,11 +572,11 @@ def viterbi(obs, hmm):
 
     Returns
     -------
-    path : ndarray of int, shape (T,)
-        argmax over I of P(O, I | lambda), states numbered from 0. For a list
-        of sequences, a list of such arrays.
-    log_probability : float
-        log max_I P(O, I | lambda). For a list of sequences, a list of floats.
+    paths : list of ndarray of int, each shape (T_k,)
+        One per sequence (one for a single sequence): argmax over I of
+        P(O, I | lambda), states numbered from 0.
+    log_probabilities : list of float
+        log max_I P(O, I | lambda), one per sequence.
 
     Raises
     ------
@@ -476,8 +610,6 @@ def viterbi(obs, hmm):
     for seq, name in zip(sequences, _names(len(sequences), several), strict=True):
         delta = log_start + log_emission[:, seq[0]]
         results.append(_viterbi(seq, delta, log_steps, name))
-    if not several:
-        return results[0]
     return [path for path, _ in results], [log_p for _, log_p in results]
 
 
@@ -560,7 +692,50 @@ def _m_step(hmm, first, transitions, emissions):
     )
 
 
-def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
+def initial_theta(obs, n_states, *, n_symbols=None, random_state=None):
+    """A random start for ``em(obs, S)``, as hmmlearn's categorical HMM draws one.
+
+    pi and every row of A uniform (1/S); each row of B drawn uniformly from
+    the simplex (a Dirichlet(1, ..., 1) draw), so that the states differ: from
+    a start whose states are all alike, every iterate keeps them alike (their
+    expected counts are equal), and EM could not separate them.
+
+    Parameters
+    ----------
+    obs : array_like of int, shape (T,), or list of them
+        Symbols, ints >= 0.
+    n_states : int
+        S >= 1.
+    n_symbols : int, optional
+        M, the number of symbols; default the largest symbol in ``obs`` + 1.
+    random_state : None, int or numpy.random.Generator, default None
+        The seed or generator of the draw of B.
+
+    Returns
+    -------
+    HMM
+    """
+    sequences, _ = _as_observations(obs, None)
+    n_states = check_int(n_states, "n_states")
+    largest = max(int(seq.max()) for seq in sequences)
+    if n_symbols is None:
+        n_symbols = largest + 1
+    n_symbols = check_int(
+        n_symbols,
+        "n_symbols",
+        largest + 1,
+        rule=f"be > every symbol in obs (the largest is {largest})",
+    )
+    rng = as_generator(random_state)
+    uniform = np.full(n_states, 1.0 / n_states)
+    return HMM(
+        uniform,
+        np.tile(uniform, (n_states, 1)),
+        rng.dirichlet(np.ones(n_symbols), size=n_states),
+    )
+
+
+def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
     """Fit a categorical HMM by the Baum-Welch algorithm (EM).
 
     Each iteration computes gamma and xi at lambda^(i) and sets
@@ -580,15 +755,20 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     ----------
     obs : array_like of int, shape (T,), or list of them
         Symbols in [0, M).
-    init : HMM
-        The start lambda^(0). Its zeros stay zeros: an impossible transition
-        or emission is never re-estimated as possible.
+    init : HMM or int
+        The start lambda^(0), or a number of states S, in which case the
+        start is :func:`initial_theta` ``(obs, S, random_state=random_state)``.
+        Its zeros stay zeros: an impossible transition or emission is never
+        re-estimated as possible.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
         ``tol * N``, N the total number of observations (a per-symbol gain
-        below tol). With ``tol=0`` exactly ``max_iter`` iterations run.
+        below tol). With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
+    random_state : None, int or numpy.random.Generator, default None
+        For the start drawn when ``init`` is an int; unused otherwise.
 
     Returns
     -------
@@ -599,11 +779,16 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     Raises
     ------
     TypeError
-        If ``init`` is not an :class:`HMM`, or tol / max_iter have the wrong
-        type.
+        If ``init`` is neither an :class:`HMM` nor an int, or tol / max_iter
+        have the wrong type.
     ValueError
         On bad observations, or if a sequence has probability 0 under the
         start.
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease.
 
     Notes
     -----
@@ -622,21 +807,30 @@ def baum_welch(obs, init, *, tol=1e-10, max_iter=1000):
     >>> print(fit.converged, f"log-likelihood {first:.4f} -> {last:.4f}")
     True log-likelihood -10.9873 -> -9.8823
     """
-    _check_hmm(init, "init")
+    if is_int(init):
+        n_states = check_int(init, "init", rule="satisfy 1 <= S, a number of states")
+        init = initial_theta(obs, n_states, random_state=random_state)
+    if not isinstance(init, HMM):
+        raise TypeError(
+            "init must be an emlib.hmm.HMM(start, transition, emission) start or "
+            f"a number of states S (int), got {type(init).__name__}."
+        )
     sequences, several = _as_observations(obs, init.n_symbols)
     names = _names(len(sequences), several)
-    check_stopping_rule(tol, max_iter)
-    n_observations = sum(seq.size for seq in sequences)
 
-    hmm = init
-    log_lik, *counts = _e_step(sequences, names, hmm)
-    log_likelihoods = [log_lik]
-    converged = False
-    for _ in range(max_iter):
-        hmm = _m_step(hmm, *counts)
+    def e_pass(hmm):
         log_lik, *counts = _e_step(sequences, names, hmm)
-        log_likelihoods.append(log_lik)
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * n_observations:
-            converged = True
-            break
-    return EMResult(hmm, np.array(log_likelihoods), len(log_likelihoods) - 1, converged)
+        return log_lik, counts
+
+    return run_em(
+        e_pass,
+        lambda hmm, counts: _m_step(hmm, *counts),
+        init,
+        n=sum(seq.size for seq in sequences),
+        tol=tol,
+        max_iter=max_iter,
+    )
+
+
+# The textbook name (Li Hang 10.3, Rabiner III.C): the same function.
+baum_welch = em

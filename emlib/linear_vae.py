@@ -27,19 +27,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emlib._checks import as_real_array, check_stopping_rule, read_only
-from emlib.gaussian import _r_minus_1_minus_log_r
-from emlib.ppca import (
-    PPCA,
-    _as_data,
-    _check_n_latent,
-    _latent_precision,
-    _log_likelihood_from_moments,
-    _moments,
-    _start,
+from emlib._checks import Parameters, as_real_array, is_int, read_only
+from emlib._core import run_em
+from emlib._latent_linear import (
+    as_data,
+    axis_start,
+    check_n_latent,
+    latent_precision,
+    log_likelihood_from_moments,
+    sample_moments,
 )
+from emlib._numerics import LOG_2PI, r_minus_1_minus_log_r
+from emlib.ppca import PPCA
 
-_LOG_2PI = np.log(2.0 * np.pi)
+# How far the ELBO may fall in a step and still count as its rounding: it is
+# evaluated from the moments (N, xbar, S) by O(D^2 q) operations, each with
+# relative error about 1e-16, so its rounding is a few hundred eps |ELBO|.
 _ROUNDING_SLACK = 1e-13
 
 # ---------------------------------------------------------------------------
@@ -48,7 +51,7 @@ _ROUNDING_SLACK = 1e-13
 
 
 @dataclass(frozen=True, eq=False)
-class LinearVAE:
+class LinearVAE(Parameters):
     """Decoder (W, mean, sigma^2) and encoder (V, b, s^2) of the linear VAE.
 
     Instances are immutable: the arrays are read-only copies of the inputs.
@@ -164,7 +167,13 @@ class VAEFit(NamedTuple):
     n_iter : int
         Number of steps taken.
     converged : bool
-        True if a step gained less than ``tol * N`` within ``max_iter``.
+        True exactly when ``stop_reason`` is "converged".
+    stop_reason : {"converged", "max_iter"}
+        As :class:`emlib.EMResult`'s, for the ELBO: "converged" when a step
+        gained less than ``tol * N``, or when no step along the ascent
+        direction raises the ELBO beyond its rounding (a stationary point);
+        "max_iter" otherwise. "decrease" cannot occur: a step is accepted
+        only if the ELBO does not fall beyond its rounding.
     """
 
     vae: LinearVAE
@@ -172,13 +181,15 @@ class VAEFit(NamedTuple):
     log_likelihoods: np.ndarray
     n_iter: int
     converged: bool
+    stop_reason: str
 
 
-def _check_vae(vae):
+def _check_vae(vae, name="vae"):
     if not isinstance(vae, LinearVAE):
+        what = " start or a latent dimension q (int)" if name == "init" else ""
         raise TypeError(
-            "vae must be an emlib.linear_vae.LinearVAE(W, mean, noise_variance, "
-            f"V, b, encoder_variance), got {type(vae).__name__}."
+            f"{name} must be an emlib.linear_vae.LinearVAE(W, mean, noise_variance, "
+            f"V, b, encoder_variance){what}, got {type(vae).__name__}."
         )
 
 
@@ -208,8 +219,8 @@ def _elbo_terms(n, xbar, s, theta):
     v_s = V @ s
     w_col_sq = np.einsum("ik,ik->k", W, W)  # diagonal of W^T W
     recon = rbar @ rbar + np.sum(a_s * A) + w_col_sq @ s2
-    kl = 0.5 * (mbar @ mbar + np.sum(v_s * V) + np.sum(_r_minus_1_minus_log_r(s2, 1.0)))
-    elbo = n * (-0.5 * d * (_LOG_2PI + np.log(noise)) - recon / (2.0 * noise) - kl)
+    kl = 0.5 * (mbar @ mbar + np.sum(v_s * V) + np.sum(r_minus_1_minus_log_r(s2, 1.0)))
+    elbo = n * (-0.5 * d * (LOG_2PI + np.log(noise)) - recon / (2.0 * noise) - kl)
     grad = (
         n * (np.outer(rbar, mbar) + a_s @ V.T - W * s2) / noise,
         n * rbar / noise,
@@ -237,8 +248,8 @@ def elbo(X, vae):
         which is <= ``emlib.ppca.log_likelihood(X, vae.decoder)``.
     """
     _check_vae(vae)
-    X = _as_data(X, vae.n_features)
-    mean, s = _moments(X)
+    X = as_data(X, vae.n_features)
+    mean, s = sample_moments(X)
     return _elbo_terms(X.shape[0], mean, s, _theta_of(vae))[0]
 
 
@@ -263,8 +274,8 @@ def elbo_gradient(X, vae):
         d/ds_k^2 = (1 / s_k^2 - 1 - (W^T W)_kk / sigma^2) / 2.
     """
     _check_vae(vae)
-    X = _as_data(X, vae.n_features)
-    mean, s = _moments(X)
+    X = as_data(X, vae.n_features)
+    mean, s = sample_moments(X)
     grad = _elbo_terms(X.shape[0], mean, s, _theta_of(vae))[1]
     return ELBOGradient(grad[0], grad[1], float(grad[2]), *grad[3:])
 
@@ -284,7 +295,7 @@ def encode(X, vae):
         s^2, the same for every point.
     """
     _check_vae(vae)
-    X = _as_data(X, vae.n_features)
+    X = as_data(X, vae.n_features)
     return X @ vae.V.T + vae.b, np.array(vae.encoder_variance)
 
 
@@ -312,7 +323,7 @@ def best_encoder(theta):
             "theta must be an emlib.ppca.PPCA(W, mean, noise_variance), "
             f"got {type(theta).__name__}."
         )
-    m = _latent_precision(np.array(theta.W), theta.noise_variance)
+    m = latent_precision(np.array(theta.W), theta.noise_variance)
     V = np.linalg.solve(m, theta.W.T)
     return LinearVAE(
         theta.W,
@@ -327,6 +338,36 @@ def best_encoder(theta):
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
+
+
+def initial_theta(X, n_latent):
+    """The deterministic start used by ``fit(X, q)``.
+
+    The decoder :func:`emlib.ppca.initial_theta` ``(X, q)`` (W's columns on
+    the coordinate axes of largest variance, so W^T W is diagonal) with
+    :func:`best_encoder`, which is then the exact posterior: the ELBO starts
+    equal to the log-likelihood.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, D)
+    n_latent : int
+        q, with 1 <= q < D.
+
+    Returns
+    -------
+    LinearVAE
+    """
+    X = as_data(X)
+    q = check_n_latent(n_latent, X.shape[1])
+    xbar, s = sample_moments(X)
+    return best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
+
+
+def _axis_decoder(s, q, xbar):
+    """(W, mean, sigma^2) of ppca.initial_theta, from the moments."""
+    W, noise_variance = axis_start(s, q)
+    return W, xbar, noise_variance
 
 
 def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
@@ -353,7 +394,7 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     g[q, q] = 1.0
     grad_dec = np.column_stack([grad[0], grad[1]]) / n
     step_dec = noise * np.linalg.solve(g, grad_dec.T).T
-    m = _latent_precision(W, noise)
+    m = latent_precision(W, noise)
     # With c held fixed instead of b, d/dV becomes d/dV - (d/db) xbar^T, and
     # the (V, c) Hessian is block diagonal: -(M kron S) / sigma^2 and -M / sigma^2.
     grad_v = (grad[3] - np.outer(grad[4], xbar)) / n
@@ -367,21 +408,18 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     return step_dec[:, :q], step_dec[:, q], step_log_noise, step_v, step_c, step_log_s2
 
 
-def fit(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
-    """Train the linear VAE by curvature-scaled gradient ascent on the exact ELBO.
+def fit(X, init, *, tol=1e-10, max_iter=1000):
+    """Train the linear VAE by block coordinate ascent on the exact ELBO.
 
     Parameters
     ----------
     X : array_like, shape (N, D)
         Observations, one per row; the sample covariance must be positive
         definite (the points must not lie in a lower-dimensional subspace).
-    n_latent : int
-        q, with 1 <= q < D.
-    init : LinearVAE, optional
-        The start. Default: the decoder :func:`emlib.ppca.initial_theta`
-        ``(X, q)`` (W's columns on the coordinate axes of largest variance,
-        so W^T W is diagonal) with :func:`best_encoder`, which is then the
-        exact posterior: the ELBO starts equal to the log-likelihood.
+    init : LinearVAE or int
+        The start, or the latent dimension q (1 <= q < D), in which case the
+        start is :func:`initial_theta` ``(X, q)``, whose encoder is the exact
+        posterior: the ELBO starts equal to the log-likelihood.
     tol : float, default 1e-10
         Stop when a step raises the ELBO by less than ``tol * N``
         (``tol=0``: exactly ``max_iter`` steps).
@@ -392,28 +430,36 @@ def fit(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
     -------
     VAEFit
 
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0.
+
     Notes
     -----
-    Each step moves the parameters (W, mean, log sigma^2, V, c, log s^2),
-    with c = b + V xbar, along the exact gradient multiplied by the inverse of
-    each block's own curvature (see ``_ascent_direction``; for the
-    variances, the log of the ratio of the block's maximiser to the current
-    value, so that no step overshoots from a bad start). Plain gradient
-    ascent converges too, but slowly: on iris (q = 2) the ELBO's Hessian per
-    point has a condition number of about 2e4, and with a fixed step it needs
-    some 20,000 steps to bring W W^T + sigma^2 I within 1e-3 of the maximum,
+    Each step moves every parameter block (W and the mean, log sigma^2, V
+    and c = b + V xbar, log s^2) at once towards that block's own maximiser
+    with the others held (see ``_ascent_direction``): block coordinate ascent
+    in its simultaneous (Jacobi) form, with step halving. For the variances
+    the step is the log of the ratio of the block's maximiser to the current
+    value, so that no step overshoots from a bad start. Plain gradient ascent
+    converges too, but slowly: on iris (q = 2) the ELBO's Hessian per point
+    at the maximum has a condition number of about 3.4e5
+    (notebooks/80-ppca-to-vae.ipynb, section 5), so a fixed step needs
+    hundreds of thousands of steps per decimal digit,
     where this takes a few hundred. The step length is 1, halved until
     the ELBO does not decrease by more than its rounding, 1e-13 abs(ELBO) (at
-    most 50 halvings; then the fit stops as converged). Variances stay
+    most 50 halvings; then the fit stops as converged). The iteration,
+    stopping rule and warnings are the EM core's (``emlib._core.run_em``):
+    the "E-pass" evaluates the ELBO and its gradient, the "M-step" is this
+    ascent step, which raises the ELBO but does not maximise it. Variances stay
     positive because they move in log space.
     A step of length 1 on one block alone would land on that block's
     maximiser with the others held: for (V, b) that is the best encoder.
     """
-    X = _as_data(X)
+    X = as_data(X)
     n, d = X.shape
-    q = _check_n_latent(n_latent, d)
-    check_stopping_rule(tol, max_iter)
-    xbar, s = _moments(X)
+    xbar, s = sample_moments(X)
     try:
         chol_inv = np.linalg.inv(np.linalg.cholesky(s))
     except np.linalg.LinAlgError:
@@ -422,49 +468,59 @@ def fit(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
             "dimension below D; drop redundant columns or use emlib.ppca.em."
         ) from None
     s_inv = chol_inv.T @ chol_inv
-    if init is None:
-        vae = best_encoder(_start(xbar, s, q))
-    else:
-        _check_vae(init)
-        if init.W.shape != (d, q):
-            raise ValueError(
-                f"init.W has shape {init.W.shape}; with D = {d} and "
-                f"n_latent = {q} it must be ({d}, {q})."
-            )
-        vae = init
-    theta = _theta_of(vae)  # read-only arrays: every step makes new ones
-    value, grad, recon = _elbo_terms(n, xbar, s, theta)
-    elbos = [value]
-    log_likelihoods = [_log_likelihood(n, s, xbar, theta)]
-    converged = False
-    for _ in range(max_iter):
+    if is_int(init):
+        # initial_theta(X, q), from the moments already computed.
+        q = check_n_latent(init, d, "init")
+        init = best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
+    _check_vae(init, "init")
+    if init.n_features != d or init.n_latent >= d:
+        raise ValueError(
+            f"init.W has shape {init.W.shape}; with D = {d} it must be ({d}, q) "
+            f"with 1 <= q < {d}."
+        )
+    log_likelihoods = []  # log P(X | decoder), one per E-pass, so per iterate
+
+    def e_pass(theta):
+        value, grad, recon = _elbo_terms(n, xbar, s, theta)
+        log_likelihoods.append(_log_likelihood(n, s, xbar, theta))
+        return value, (value, grad, recon)
+
+    def ascent_step(theta, terms):
+        value, grad, recon = terms
         direction = _ascent_direction(xbar, s, s_inv, theta, grad, recon, n)
         for _halving in range(50):
             candidate = _move(theta, direction, xbar)
-            new_value, new_grad, new_recon = _elbo_terms(n, xbar, s, candidate)
             # Near the maximum the ELBO changes by less than its own rounding
             # (about 1e-16 |ELBO| per operation); accept such steps, or the
             # parameters would stop at sqrt(eps) of the maximum.
-            if new_value >= value - _ROUNDING_SLACK * abs(value):
-                break
+            if _elbo_terms(n, xbar, s, candidate)[0] >= value - _rounding(value, n):
+                return candidate
             direction = tuple(0.5 * step for step in direction)
-        else:
-            converged = True
-            break
-        theta, grad, recon = candidate, new_grad, new_recon
-        elbos.append(new_value)
-        log_likelihoods.append(_log_likelihood(n, s, xbar, theta))
-        gain, value = new_value - value, new_value
-        if tol > 0 and gain < tol * n:
-            converged = True
-            break
-    return VAEFit(
-        LinearVAE(*theta),
-        np.array(elbos),
-        np.array(log_likelihoods),
-        len(elbos) - 1,
-        converged,
+        return None  # no step raises the ELBO: stationary to rounding
+
+    result = run_em(
+        e_pass,
+        ascent_step,
+        _theta_of(init),  # read-only arrays: every step makes new ones
+        n=n,
+        tol=tol,
+        max_iter=max_iter,
+        allowance=_rounding,
+        objective="ELBO",
     )
+    return VAEFit(
+        LinearVAE(*result.theta),
+        result.log_likelihoods,
+        np.array(log_likelihoods),
+        result.n_iter,
+        result.converged,
+        result.stop_reason,
+    )
+
+
+def _rounding(value, n):
+    """The ELBO's rounding at ``value``: the largest fall a step may make."""
+    return _ROUNDING_SLACK * abs(value)
 
 
 def _move(theta, direction, xbar):
@@ -486,4 +542,4 @@ def _log_likelihood(n, s, xbar, theta):
     """log P(X | W, mean, sigma^2) from (N, xbar, S)."""
     W, mean, noise = theta[:3]
     shift = xbar - mean
-    return _log_likelihood_from_moments(n, s + np.outer(shift, shift), W, noise)
+    return log_likelihood_from_moments(n, s + np.outer(shift, shift), W, noise)

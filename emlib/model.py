@@ -9,14 +9,19 @@ zeros.
 import numpy as np
 
 from emlib._checks import as_observations, as_responsibilities
+from emlib._numerics import (
+    EPS,
+    LOG_2PI,
+    TINY,
+    check_finite_rows,
+    log_sum_exp_rows,
+    weighted_moments,
+)
 from emlib.gmm import GMM
 
-_LOG_2PI = np.log(2.0 * np.pi)
-_EPS = np.finfo(np.float64).eps
 # A component whose standard deviation is below this many units in the last
 # place of its own mean has collapsed (see check_components).
 _COLLAPSE_ULPS = 16
-_TINY = np.finfo(np.float64).tiny
 
 
 def check_theta(theta):
@@ -38,7 +43,7 @@ def log_normalizers(theta):
     """
     with np.errstate(divide="ignore"):
         log_weights = np.log(theta.weights)
-    return log_weights - 0.5 * (_LOG_2PI + np.log(theta.variances))
+    return log_weights - 0.5 * (LOG_2PI + np.log(theta.variances))
 
 
 def log_joint(y, theta):
@@ -63,43 +68,6 @@ def log_joint(y, theta):
     with np.errstate(over="ignore"):
         z = (y[:, None] - theta.means) / (np.sqrt(2.0) * np.sqrt(theta.variances))
         return log_normalizers(theta) - z * z
-
-
-def check_finite_rows(peak, offset=0):
-    """Raise unless every row maximum of log P(y_j, z_j = k | theta) is finite.
-
-    A row that is ``-inf`` throughout is an observation with density zero
-    under every component, even in log space; ``offset`` is the index of
-    ``peak[0]`` in the data, for the message.
-    """
-    if not np.all(np.isfinite(peak)):
-        j = offset + int(np.argmin(np.isfinite(peak)))
-        raise ValueError(
-            f"observation {j} has zero density under every component (log density "
-            "-inf); check the data's scale or give theta nonzero weights nearer it."
-        )
-
-
-def log_sum_exp_rows(a):
-    """log sum_k exp(a_jk) for each row j, shifted by the row maximum.
-
-    Parameters
-    ----------
-    a : ndarray, shape (N, K)
-
-    Returns
-    -------
-    ndarray, shape (N,)
-
-    Raises
-    ------
-    ValueError
-        If a row is ``-inf`` throughout: that observation has density zero
-        under every component, even in log space.
-    """
-    peak = a.max(axis=1)
-    check_finite_rows(peak)
-    return peak + np.log(np.exp(a - peak[:, None]).sum(axis=1))
 
 
 def log_likelihood(y, theta):
@@ -204,51 +172,13 @@ def check_components(nk, means, variances):
                 f"component {k}'s new variance overflows float64: theta lies too "
                 "far from the data; start nearer it."
             )
-        resolution = _COLLAPSE_ULPS * _EPS * abs(means[k])
-        if not variances[k] > max(resolution * resolution, _TINY):
+        resolution = _COLLAPSE_ULPS * EPS * abs(means[k])
+        if not variances[k] > max(resolution * resolution, TINY):
             raise ValueError(
                 f"component {k} collapsed onto a single point (mean {means[k]:.6g}, "
                 f"variance {variances[k]:.3g}): the likelihood grows without bound "
                 "there. Use more data, fewer components, or another start."
             )
-
-
-def divide_where_mass(total, nk):
-    """total / nk, and 0 where nk = 0 (a component with no mass here)."""
-    return np.divide(total, nk, out=np.zeros_like(total), where=nk > 0)
-
-
-def weighted_moments(w, d):
-    """Weighted count, mean and variance of each row of ``d``.
-
-    Uses the corrected two-pass algorithm (Chan, Golub and LeVeque 1983, eq.
-    1.7): after subtracting the first-pass mean m, the deviations' own weighted
-    mean c (zero in exact arithmetic) corrects both the mean, m + c, and the
-    variance, sum w (d - m)^2 / n - c^2. So identical points give a variance
-    at rounding level, and data far from 0 keeps full precision.
-
-    Parameters
-    ----------
-    w : ndarray, shape (K, n)
-        Weights gamma_jk, one row per component.
-    d : ndarray, shape (K, n)
-        Values, one row per component. Overwritten.
-
-    Returns
-    -------
-    nk, mean, variance : ndarray, shape (K,)
-        Zero mean and variance where a row's weights sum to 0.
-    """
-    nk = w.sum(axis=1)
-    mean = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
-    d -= mean[:, None]
-    correction = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
-    # A deviation beyond 1e154 squares to inf (only for a theta far outside
-    # the data); check_components reports the non-finite variance.
-    with np.errstate(over="ignore", invalid="ignore"):
-        np.square(d, out=d)
-        variance = divide_where_mass(np.einsum("kj,kj->k", w, d), nk)
-    return nk, mean + correction, variance - correction * correction
 
 
 def m_step(y, gamma):

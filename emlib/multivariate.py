@@ -30,33 +30,45 @@ type        shape     Sigma_k
 =========== ========= ========================================
 """
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from emlib._checks import (
     SUM_TOL,
-    Y_MAGNITUDE_RANGE,
+    Parameters,
+    as_generator,
     as_real_array,
     as_responsibilities,
+    check_int,
+    check_magnitude,
+    check_n_components,
+    check_real,
     check_stopping_rule,
+    is_int,
     read_only,
 )
-from emlib.fit import EMResult, check_n_components
-from emlib.model import check_finite_rows, divide_where_mass, log_sum_exp_rows
+from emlib._core import run_em
+from emlib._numerics import (
+    EPS,
+    LOG_2PI,
+    TINY,
+    check_finite_rows,
+    divide_where_mass,
+    log_sum_exp_rows,
+)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # Symmetric means |Sigma - Sigma^T| <= this times max |Sigma| entrywise.
 _SYMMETRY_RTOL = 1e-12
-_LOG_2PI = np.log(2.0 * np.pi)
-_EPS = np.finfo(np.float64).eps
-_TINY = np.finfo(np.float64).tiny
-# A covariance is numerically singular when a conditional standard deviation
-# (a diagonal entry of its Cholesky factor) falls within this many units in
-# the last place of the component's mean, or its conditional variance below
-# this many eps of its largest variance (condition number beyond ~3e14).
+# A covariance is numerically singular when a standard deviation falls within
+# this many units in the last place of its coordinate's mean, or a coordinate's
+# variance unexplained by the others within this many eps of its variance
+# (_is_singular).
 _COLLAPSE_ULPS = 16
+# At most this many Lloyd iterations refine the k-means++ seeds in
+# initial_theta (fewer if the assignment stops changing).
+_LLOYD_ITERATIONS = 20
 # Points per block in em: the (K, D, block) temporaries stay in cache.
 _BLOCK_ELEMENTS = 2**16
 
@@ -88,14 +100,9 @@ def as_points(X):
             f"X has shape {arr.shape}; EM needs at least one observation (N >= 1) "
             "of at least one coordinate (D >= 1)."
         )
-    low, high = Y_MAGNITUDE_RANGE
-    magnitude = np.abs(arr).max()
-    if magnitude > high or 0 < magnitude < low:
-        raise ValueError(
-            f"X has magnitude {magnitude:.3g}, outside [{low:g}, {high:g}] where "
-            "squared deviations are representable in float64; rescale X (for "
-            "example divide each column by its standard deviation) and fit again."
-        )
+    check_magnitude(
+        np.abs(arr).max(), "X", "divide each column by its standard deviation"
+    )
     return arr
 
 
@@ -106,20 +113,6 @@ def _check_covariance_type(covariance_type):
             f" got {covariance_type!r}."
         )
     return covariance_type
-
-
-def _check_reg_covar(reg_covar):
-    if isinstance(reg_covar, bool) or not isinstance(reg_covar, numbers.Real):
-        raise TypeError(
-            f"reg_covar must be a real number, got {type(reg_covar).__name__}."
-        )
-    try:
-        finite = np.isfinite(float(reg_covar))
-    except OverflowError:  # an int beyond float range
-        finite = False
-    if not (finite and reg_covar >= 0):
-        raise ValueError(f"reg_covar must be finite and >= 0, got {reg_covar}.")
-    return float(reg_covar)
 
 
 def _check_theta(theta, n_features):
@@ -202,7 +195,7 @@ def _as_full(covariances, covariance_type, n_components, n_features):
 
 
 @dataclass(frozen=True, eq=False)
-class GMM:
+class GMM(Parameters):
     """Parameters theta of a K-component Gaussian mixture in D dimensions.
 
     P(x | theta) = sum_k alpha_k N(x | mu_k, Sigma_k). Instances are immutable:
@@ -365,7 +358,7 @@ def _log_normalizers(theta):
     with np.errstate(divide="ignore"):
         log_weights = np.log(theta.weights)
     return (
-        log_weights - 0.5 * theta.n_features * _LOG_2PI + theta._log_det_precision_chol
+        log_weights - 0.5 * theta.n_features * LOG_2PI + theta._log_det_precision_chol
     )
 
 
@@ -560,18 +553,60 @@ def _m_step_from_moments(reference, moments, covariance_type, reg_covar):
     return GMM(nk / nk.sum(), means, covariances, covariance_type)
 
 
-def _check_not_singular(means, covariances, covariance_type):
-    """Raise, naming the component, if an M-step covariance is (near) singular.
+def _is_singular(covariance, magnitude, correlated):
+    """Whether one covariance is singular in float64, judged in units of the data.
 
-    A covariance is singular in float64 when a conditional standard deviation
-    (a diagonal entry of its Cholesky factor) is within 16 ulps of the mean's
-    largest coordinate, or its square below 16 eps of the largest variance:
-    the component has collapsed onto a point or a lower-dimensional set, where
-    the likelihood grows without bound.
+    Every test is invariant to rescaling a coordinate (x_i -> s x_i scales
+    Sigma_ii by s^2 and |mu_i| by |s|), so columns on different scales are
+    judged alike; no absolute condition number enters.
+
+    - Each variance Sigma_ii must be a finite normal float64 (> the smallest,
+      about 2.2e-308) and its standard deviation above 16 units in the last
+      place of |mu_i|: a spread below the resolution of the component's own
+      position is a collapse onto a point.
+    - If ``correlated`` (full and tied), the correlation matrix
+      R = D^{-1/2} Sigma D^{-1/2}, D = diag(Sigma), must have a Cholesky
+      factor whose squared diagonal entries exceed 16 eps. Entry i squared is
+      1 - rho_i^2, rho_i the multiple correlation of coordinate i with the
+      coordinates before it: the share of its variance that they do not
+      explain linearly. Below 16 eps, coordinate i is a linear combination
+      of the others to rounding: the points lie on a lower-dimensional set.
+
+    Parameters
+    ----------
+    covariance : ndarray, shape (D, D)
+    magnitude : ndarray, shape (D,)
+        |mu_i| (for a tied covariance the largest over the components).
+    correlated : bool
+        Test the correlations too (full and tied covariances).
+    """
+    variances = np.diagonal(covariance)
+    resolution = _COLLAPSE_ULPS * EPS * magnitude
+    if not np.all(np.isfinite(covariance)):
+        return True
+    if not np.all((variances > TINY) & (variances > resolution * resolution)):
+        return True
+    if not correlated:
+        return False
+    inv_sd = 1.0 / np.sqrt(variances)
+    try:
+        chol = np.linalg.cholesky(covariance * inv_sd[:, None] * inv_sd[None, :])
+    except np.linalg.LinAlgError:
+        return True
+    return not np.all(np.diagonal(chol) ** 2 > _COLLAPSE_ULPS * EPS)
+
+
+def _check_not_singular(means, covariances, covariance_type):
+    """Raise, naming the component, if an M-step covariance is singular.
+
+    Singular as :func:`_is_singular` judges it, in units of the data: the
+    component collapsed onto a point or a lower-dimensional set, where the
+    likelihood grows without bound.
     """
     k, d = means.shape
     full = _as_full(covariances, covariance_type, k, d)
     tied = covariance_type == "tied"
+    correlated = covariance_type in ("full", "tied")
     for j in range(1 if tied else k):
         what = "the tied covariance" if tied else f"component {j}'s covariance"
         if not np.all(np.isfinite(full[j])):
@@ -579,24 +614,13 @@ def _check_not_singular(means, covariances, covariance_type):
                 f"{what} overflows float64 in the M-step: theta lies too far from "
                 "the data; start nearer it."
             )
-        try:
-            chol = np.linalg.cholesky(full[j])
-            diag = np.diagonal(chol)
-        except np.linalg.LinAlgError:
-            diag = np.zeros(d)
-        resolution = (
-            _COLLAPSE_ULPS * _EPS * np.abs(means[j:] if tied else means[j]).max()
-        )
-        floor = max(
-            resolution * resolution,
-            _COLLAPSE_ULPS * _EPS * np.diagonal(full[j]).max(),
-            _TINY,
-        )
-        if not np.all(diag * diag > floor):
+        magnitude = np.abs(means).max(axis=0) if tied else np.abs(means[j])
+        if _is_singular(full[j], magnitude, correlated):
             raise ValueError(
                 f"{what} became singular in the M-step (the component collapsed "
                 "onto a point or a lower-dimensional set, where the likelihood "
-                "grows without bound). Pass reg_covar > 0 (for example 1e-6) to "
+                "grows without bound). Pass reg_covar > 0 (a variance in the "
+                "data's units, e.g. 1e-6 times the smallest column variance) to "
                 "keep covariances positive definite, or use fewer components or "
                 "another start."
             )
@@ -651,7 +675,7 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     k, d = gamma.shape[1], X.shape[1]
     # Deviations from the data mean (a reference r_k the same for every k).
     reference = np.broadcast_to(X.mean(axis=0), (k, d))
@@ -665,14 +689,145 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
 # ---------------------------------------------------------------------------
 
 
-def initial_theta(X, n_components, covariance_type="full"):
-    """The deterministic start used by ``em(X, K)``.
+def _squared_distances(X, centres, sq_norms):
+    """|x_j - c_k|^2 = |x_j|^2 - 2 x_j . c_k + |c_k|^2, shape (N, K).
 
-    Equal weights 1/K; mean k at the (k + 1/2)/K quantile of each coordinate
-    (k = 0..K-1, so the means start spread along the data's range in order;
-    for D = 1 this is ``emlib.initial_theta``); every covariance the data's
-    covariance (divided by N), in the shape of ``covariance_type``: its
-    diagonal for "diag", the mean of that diagonal for "spherical".
+    The expansion needs no (N, K, D) temporary; clipped at 0, where rounding
+    can make it slightly negative. ``X`` should be centred (by its mean) so
+    the three terms stay of the order of the distances themselves.
+    """
+    cross = X @ centres.T
+    out = sq_norms[:, None] - 2.0 * cross + np.einsum("kd,kd->k", centres, centres)
+    return np.maximum(out, 0.0, out=out)
+
+
+def _kmeans_plusplus(X, n_clusters, sq_norms, rng):
+    """k-means++ seeds (Arthur and Vassilvitskii 2007), greedy as in scikit-learn.
+
+    The first seed is a point drawn uniformly; each next seed is drawn with
+    probability proportional to its squared distance to the nearest seed so
+    far (D^2 weighting). Greedy variant (scikit-learn's ``_kmeans_plusplus``):
+    2 + floor(log K) candidates are drawn that way and the one leaving the
+    smallest potential sum_j min_k |x_j - c_k|^2 is kept.
+
+    Returns
+    -------
+    ndarray, shape (K, D)
+        The seeds, rows of ``X``.
+    """
+    n = X.shape[0]
+    n_trials = 2 + int(np.log(n_clusters))
+    centres = np.empty((n_clusters, X.shape[1]))
+    centres[0] = X[rng.integers(n)]
+    closest = _squared_distances(X, centres[:1], sq_norms)[:, 0]
+    for c in range(1, n_clusters):
+        # Inverse-CDF draws: index j with probability closest_j / sum(closest).
+        cumulative = np.cumsum(closest)
+        ids = np.searchsorted(cumulative, rng.uniform(size=n_trials) * cumulative[-1])
+        ids = np.minimum(ids, n - 1)  # a draw at the very top after rounding
+        trials = np.minimum(closest[:, None], _squared_distances(X, X[ids], sq_norms))
+        best = int(np.argmin(trials.sum(axis=0)))
+        centres[c] = X[ids[best]]
+        closest = trials[:, best]
+    return centres
+
+
+def _lloyd(X, centres, sq_norms):
+    """Lloyd's k-means iterations from ``centres``; returns the labels, shape (N,).
+
+    Each point goes to its nearest centre, each centre to the mean of its
+    points, at most ``_LLOYD_ITERATIONS`` times or until no label changes. A
+    cluster left empty takes the point farthest from its own centre among
+    clusters of two or more points (as scikit-learn relocates empty
+    clusters), so with K <= N every label is used.
+    """
+    n_clusters = centres.shape[0]
+    labels = None
+    for _ in range(_LLOYD_ITERATIONS):
+        distances = _squared_distances(X, centres, sq_norms)
+        new = distances.argmin(axis=1)
+        counts = np.bincount(new, minlength=n_clusters)
+        for c in np.flatnonzero(counts == 0):
+            own = distances[np.arange(X.shape[0]), new]
+            own[counts[new] < 2] = -1.0  # never empty another cluster
+            j = int(own.argmax())
+            counts[new[j]] -= 1
+            new[j] = c
+            counts[c] = 1
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.zeros_like(centres)
+        np.add.at(centres, labels, X)
+        centres /= counts[:, None]
+    return labels
+
+
+def _cluster_covariances(X, labels, data_cov, covariance_type, reg_covar):
+    """Covariances of hard clusters, in ``covariance_type``'s shape, + c I.
+
+    A cluster of fewer than two points, or whose covariance (+ c I) is
+    singular as :func:`_is_singular` judges it, gets the data's covariance
+    ``data_cov`` (+ c I) instead: that is non-singular (checked before),
+    in the data's units, and as wide as the data, so EM shrinks it onto the
+    points the component wins, where a singular start would put EM at a point
+    of unbounded likelihood.
+    """
+    n_clusters, d = labels.max() + 1, X.shape[1]
+    counts = np.bincount(labels, minlength=n_clusters)
+    means = np.zeros((n_clusters, d))
+    np.add.at(means, labels, X)
+    means /= counts[:, None]
+    dev = X - means[labels]
+    scatter = np.zeros((n_clusters, d, d))
+    np.add.at(scatter, labels, dev[:, :, None] * dev[:, None, :])
+    ridge = reg_covar * np.eye(d)
+    if covariance_type == "tied":
+        # sum_k n_k Sigma_k / N, the tied M-step with 0/1 responsibilities.
+        tied = scatter.sum(axis=0) / X.shape[0] + ridge
+        singular = _is_singular(tied, np.abs(means).max(axis=0), correlated=True)
+        return means, data_cov + ridge if singular else tied
+    # Each type's Sigma_k as a (D, D) matrix: the full one, its diagonal, or
+    # the mean of that diagonal times I; the same for the fallback.
+    keep = {
+        "full": lambda s: s,
+        "diag": lambda s: np.diag(np.diagonal(s)),
+        "spherical": lambda s: np.trace(s) / d * np.eye(d),
+    }[covariance_type]
+    fallback = keep(data_cov + ridge)
+    sigma = np.empty((n_clusters, d, d))
+    for k in range(n_clusters):
+        sigma[k] = keep(scatter[k] / counts[k] + ridge)
+        if counts[k] < 2 or _is_singular(
+            sigma[k], np.abs(means[k]), covariance_type == "full"
+        ):
+            sigma[k] = fallback
+    if covariance_type == "full":
+        return means, sigma
+    diagonal = np.diagonal(sigma, axis1=1, axis2=2)
+    return means, diagonal.copy() if covariance_type == "diag" else diagonal[:, 0]
+
+
+def initial_theta(
+    X, n_components, covariance_type="full", *, reg_covar=0.0, random_state=None
+):
+    """The start used by ``em(X, K)``: k-means++ seeds refined by Lloyd's k-means.
+
+    1. Seeds by greedy k-means++ (Arthur and Vassilvitskii 2007; the variant of
+       scikit-learn's ``_kmeans_plusplus``, 2 + floor(log K) candidates per
+       seed): a seed far from the others is likely, so well-separated
+       clusters each get one.
+    2. At most 20 Lloyd iterations (nearest centre, then cluster means) from
+       those seeds give K hard clusters.
+    3. theta^(0) is their fit: alpha_k = n_k / N, mu_k the cluster mean,
+       Sigma_k the cluster's covariance (divided by n_k) + c I in the shape
+       of ``covariance_type`` ("tied": the pooled sum_k n_k Sigma_k / N). A
+       cluster of fewer than two points, or with a singular covariance, gets
+       the data's covariance (+ c I) instead.
+
+    Distances are Euclidean in the units of ``X``, as in scikit-learn's
+    k-means: standardise columns on very different scales first if the
+    clusters differ along the small ones.
 
     Parameters
     ----------
@@ -680,6 +835,12 @@ def initial_theta(X, n_components, covariance_type="full"):
     n_components : int
         K, with 1 <= K <= N.
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    reg_covar : float, default 0.0
+        c >= 0 added to every starting variance, as ``em`` adds it in each
+        M-step.
+    random_state : int, numpy.random.Generator or None, default None
+        The seeding's randomness: an int for a reproducible start, a
+        Generator to continue its stream, None for fresh entropy.
 
     Returns
     -------
@@ -688,31 +849,33 @@ def initial_theta(X, n_components, covariance_type="full"):
     Raises
     ------
     ValueError
-        If the data's covariance is singular (the points lie in a
+        If the data's covariance (+ c I) is singular (the points lie in a
         lower-dimensional subspace), since no start could then be given.
     """
     X = as_points(X)
     k = check_n_components(n_components, X.shape[0])
     covariance_type = _check_covariance_type(covariance_type)
-    means = np.quantile(X, (np.arange(k) + 0.5) / k, axis=0)
-    centred = X - X.mean(axis=0)
-    cov = centred.T @ centred / X.shape[0]
-    try:
-        _check_not_singular(X.mean(axis=0)[None], cov, "tied")
-    except ValueError:
+    reg_covar = check_real(reg_covar, "reg_covar")
+    rng = as_generator(random_state)
+    mean = X.mean(axis=0)
+    centred = X - mean
+    data_cov = centred.T @ centred / X.shape[0]
+    correlated = covariance_type in ("full", "tied")
+    ridge = reg_covar * np.eye(X.shape[1])
+    if _is_singular(data_cov + ridge, np.abs(mean), correlated):
         raise ValueError(
             "the data's covariance is singular: the points lie on a "
             "lower-dimensional subspace (a column is constant or a linear "
-            "combination of others). Drop the redundant columns, or give em a "
-            "GMM start whose covariances include a reg_covar."
-        ) from None
-    covariances = {
-        "full": np.repeat(cov[None], k, axis=0),
-        "tied": cov,
-        "diag": np.repeat(np.diagonal(cov)[None], k, axis=0),
-        "spherical": np.full(k, np.diagonal(cov).mean()),
-    }[covariance_type]
-    return GMM(np.full(k, 1.0 / k), means, covariances, covariance_type)
+            "combination of others). Drop the redundant columns, or pass "
+            "reg_covar > 0 (a variance in the data's units)."
+        )
+    sq_norms = np.einsum("jd,jd->j", centred, centred)
+    labels = _lloyd(centred, _kmeans_plusplus(centred, k, sq_norms, rng), sq_norms)
+    means, covariances = _cluster_covariances(
+        X, labels, data_cov, covariance_type, reg_covar
+    )
+    weights = np.bincount(labels, minlength=k) / X.shape[0]
+    return GMM(weights, means, covariances, covariance_type)
 
 
 def _e_pass(Xt, theta):
@@ -779,6 +942,8 @@ def em(
     reg_covar=0.0,
     tol=1e-10,
     max_iter=1000,
+    n_init=1,
+    random_state=None,
 ):
     """Fit a D-dimensional Gaussian mixture by expectation-maximisation.
 
@@ -788,21 +953,37 @@ def em(
     init : GMM or int
         The start theta^(0) (its ``covariance_type`` must be the one asked
         for), or a number of components K, in which case the start is
-        :func:`initial_theta` ``(X, K, covariance_type)``.
+        :func:`initial_theta` ``(X, K, covariance_type, reg_covar=reg_covar,
+        random_state=...)``.
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0 added to every variance in each M-step (scikit-learn's
         ``reg_covar``; its default there is 1e-6).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run.
+        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
+    n_init : int, default 1
+        With an int ``init``: the number of k-means++ starts, each run to
+        the end; the fit with the largest final log-likelihood is returned
+        (the first of equals). Must be 1 with a GMM ``init``.
+    random_state : int, numpy.random.Generator or None, default None
+        The starts' randomness (one stream for all ``n_init`` starts); unused
+        with a GMM ``init``.
 
     Returns
     -------
     EMResult
         ``theta`` is a :class:`GMM`.
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease (as
+        ``reg_covar > 0`` can cause: the M-step then maximises a penalised
+        log-likelihood, which this one can fall below).
 
     Raises
     ------
@@ -827,7 +1008,7 @@ def em(
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = _check_reg_covar(reg_covar)
+    reg_covar = check_real(reg_covar, "reg_covar")
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
         check_n_components(init.n_components, X.shape[0])
@@ -837,27 +1018,45 @@ def em(
                 f"asked for covariance_type={covariance_type!r}; pass "
                 f"covariance_type={init.covariance_type!r} or a start of that type."
             )
+        if n_init != 1:
+            raise ValueError(
+                f"n_init = {n_init} starts need init to be a number of components "
+                "K (int); with a GMM start pass n_init=1."
+            )
         theta = init
-    elif isinstance(init, int | np.integer) and not isinstance(init, bool):
-        theta = initial_theta(X, init, covariance_type)
+    elif is_int(init):
+        rng = as_generator(random_state)
+        check_stopping_rule(tol, max_iter)
+        fits = [
+            em(
+                X,
+                initial_theta(
+                    X, init, covariance_type, reg_covar=reg_covar, random_state=rng
+                ),
+                covariance_type=covariance_type,
+                reg_covar=reg_covar,
+                tol=tol,
+                max_iter=max_iter,
+            )
+            for _ in range(check_int(n_init, "n_init"))
+        ]
+        return max(fits, key=lambda fit: fit.log_likelihoods[-1])
     else:
         raise TypeError(
             "init must be an emlib.multivariate.GMM start or a number of "
             f"components K (int), got {type(init).__name__}."
         )
-    check_stopping_rule(tol, max_iter)
-
     Xt = np.ascontiguousarray(X.T)
-    log_lik, moments = _e_pass(Xt, theta)
-    log_likelihoods = [log_lik]
-    converged = False
-    for _ in range(max_iter):
-        theta = _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
-        log_lik, moments = _e_pass(Xt, theta)
-        log_likelihoods.append(log_lik)
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * X.shape[0]:
-            converged = True
-            break
-    return EMResult(
-        theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
+
+    def m_step_from_moments(theta, moments):
+        # The E-pass took deviations about r_k = mu_k, theta's means.
+        return _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
+
+    return run_em(
+        lambda theta: _e_pass(Xt, theta),
+        m_step_from_moments,
+        theta,
+        n=X.shape[0],
+        tol=tol,
+        max_iter=max_iter,
     )

@@ -18,15 +18,22 @@ so ``em`` fixes it once; every iteration then touches only the D x D matrix
 S, never the N points.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_real_array, check_stopping_rule, read_only
-from emlib.fit import EMResult
-
-_LOG_2PI = np.log(2.0 * np.pi)
+from emlib._checks import Parameters, as_real_array, check_real, is_int, read_only
+from emlib._core import run_em
+from emlib._latent_linear import (
+    as_data,
+    axis_start,
+    check_n_latent,
+    cholesky,
+    latent_precision,
+    log_likelihood_from_moments,
+    sample_moments,
+)
+from emlib._numerics import EPS, LOG_2PI
 
 # ---------------------------------------------------------------------------
 # Parameters
@@ -34,7 +41,7 @@ _LOG_2PI = np.log(2.0 * np.pi)
 
 
 @dataclass(frozen=True, eq=False)
-class PPCA:
+class PPCA(Parameters):
     """Parameters (W, mean, sigma^2) of probabilistic PCA.
 
     Instances are immutable: the arrays are read-only copies of the inputs.
@@ -72,14 +79,7 @@ class PPCA:
                 f"mean must have shape (D,) = ({W.shape[0]},) to match W, "
                 f"got shape {mean.shape}."
             )
-        noise = self.noise_variance
-        if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
-            raise TypeError(
-                f"noise_variance must be a real number, got {type(noise).__name__}."
-            )
-        noise = float(noise)
-        if not (np.isfinite(noise) and noise > 0):
-            raise ValueError(f"noise_variance must be finite and > 0, got {noise}.")
+        noise = check_real(self.noise_variance, "noise_variance", 0.0, strict=True)
         object.__setattr__(self, "W", read_only(W))
         object.__setattr__(self, "mean", read_only(mean))
         object.__setattr__(self, "noise_variance", noise)
@@ -115,33 +115,9 @@ def _check_theta(theta):
         )
 
 
-def _as_data(X, n_features=None):
-    """Validate X: shape (N, D), finite, N >= 1; return a float64 copy."""
-    X = as_real_array(X, "X")
-    if X.ndim != 2:
-        hint = " (pass one point per row, X.reshape(-1, 1) for D = 1)"
-        raise ValueError(f"X must be 2-D, shape (N, D){hint}; got shape {X.shape}.")
-    if X.shape[0] == 0:
-        raise ValueError("X is empty; PPCA needs at least one observation.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"X has D = {X.shape[1]} columns but theta has D = {n_features}."
-        )
-    return X
-
-
 # ---------------------------------------------------------------------------
 # Densities
 # ---------------------------------------------------------------------------
-
-
-def _cholesky(cov, what):
-    try:
-        return np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            f"{what} is not positive definite in float64; rescale the data."
-        ) from None
 
 
 def log_likelihood(X, theta):
@@ -173,14 +149,14 @@ def log_likelihood(X, theta):
     -2.962848
     """
     _check_theta(theta)
-    X = _as_data(X, theta.n_features)
-    chol = _cholesky(theta.covariance(), "W W^T + sigma^2 I")
+    X = as_data(X, theta.n_features)
+    chol = cholesky(theta.covariance(), "W W^T + sigma^2 I")
     # Triangular solve by numpy's general solver on the (D, D) factor: D is
     # small, and L^-1 (X - mean)^T is (D, N).
     whitened = np.linalg.solve(chol, (X - theta.mean).T)
     n, d = X.shape
     log_det = 2.0 * np.log(np.diag(chol)).sum()
-    return float(-0.5 * (n * (d * _LOG_2PI + log_det) + np.sum(whitened**2)))
+    return float(-0.5 * (n * (d * LOG_2PI + log_det) + np.sum(whitened**2)))
 
 
 def posterior(X, theta):
@@ -207,43 +183,15 @@ def posterior(X, theta):
     [ 0.963  -0.7037] [[0.0741]]
     """
     _check_theta(theta)
-    X = _as_data(X, theta.n_features)
-    m = _latent_precision(theta.W, theta.noise_variance)
+    X = as_data(X, theta.n_features)
+    m = latent_precision(theta.W, theta.noise_variance)
     means = np.linalg.solve(m, theta.W.T @ (X - theta.mean).T).T
     return means, theta.noise_variance * np.linalg.inv(m)
-
-
-def _latent_precision(W, noise_variance):
-    """M = W^T W + sigma^2 I_q, shape (q, q).
-
-    sigma^2 M^-1 is the posterior covariance of z given x.
-    """
-    m = W.T @ W
-    m[np.diag_indices_from(m)] += noise_variance
-    return m
 
 
 # ---------------------------------------------------------------------------
 # EM
 # ---------------------------------------------------------------------------
-
-
-def _check_n_latent(q, d):
-    if isinstance(q, bool) or not isinstance(q, int | np.integer):
-        raise TypeError(f"n_latent must be an int, got {type(q).__name__}.")
-    if not 1 <= q < d:
-        raise ValueError(
-            f"n_latent q must satisfy 1 <= q < D = {d} (with q = D the noise "
-            f"variance is not identifiable); got {q}."
-        )
-    return int(q)
-
-
-def _moments(X):
-    """Sample mean (D,) and covariance S (D, D), normalised by N, from centred data."""
-    mean = X.mean(axis=0)
-    centred = X - mean
-    return mean, centred.T @ centred / X.shape[0]
 
 
 def initial_theta(X, n_latent):
@@ -264,76 +212,71 @@ def initial_theta(X, n_latent):
     -------
     PPCA
     """
-    X = _as_data(X)
-    q = _check_n_latent(n_latent, X.shape[1])
-    mean, s = _moments(X)
-    return _start(mean, s, q)
+    X = as_data(X)
+    q = check_n_latent(n_latent, X.shape[1])
+    mean, s = sample_moments(X)
+    W, noise_variance = axis_start(s, q)
+    return PPCA(W, mean, noise_variance)
 
 
-def _start(mean, s, q):
-    variances = np.diag(s)
-    if not variances.max() > 0:
-        raise ValueError(
-            "all observations are equal (sample covariance 0); PPCA needs data "
-            "with some spread."
-        )
-    axes = np.argsort(-variances, kind="stable")[:q]
-    W = np.zeros((s.shape[0], q))
-    W[axes, np.arange(q)] = np.sqrt(variances[axes])
-    return PPCA(W, mean, variances.mean())
+def _expected_statistics(s, theta):
+    """The E-step in matrix form: S W and M = W^T W + sigma^2 I_q.
+
+    With them, M^-1 W^T S W is the (scaled) second moment
+    sum_n E[z_n] E[z_n]^T / N and sigma^2 M^-1 the posterior covariance.
+    """
+    return s @ theta.W, latent_precision(theta.W, theta.noise_variance)
 
 
-def _log_likelihood_from_moments(n, s, W, noise_variance):
-    """log P(X | theta) when theta's mean is the sample mean:
-    -(N/2) (D log 2 pi + log det C + tr(C^-1 S))."""
-    d = s.shape[0]
-    cov = W @ W.T
-    cov[np.diag_indices_from(cov)] += noise_variance
-    chol = _cholesky(cov, "W W^T + sigma^2 I")
-    half = np.linalg.solve(chol, s)  # L^-1 S, so tr(C^-1 S) = tr(L^-T L^-1 S)
-    trace = np.trace(np.linalg.solve(chol.T, half))
-    log_det = 2.0 * np.log(np.diag(chol)).sum()
-    return float(-0.5 * n * (d * _LOG_2PI + log_det + trace))
-
-
-def _em_step(s, W, noise_variance):
-    """One EM iteration on the sample covariance S (Tipping and Bishop, eqs. 29-30).
+def _m_step(s, theta, statistics):
+    """Tipping and Bishop's eqs. 29-30 from the E-step's S W and M.
 
     Returns
     -------
-    W_new : ndarray, shape (D, q)
-    noise_variance_new : float
+    PPCA
+        With W_new = S W (sigma^2 I + M^-1 W^T S W)^-1 and sigma^2_new =
+        tr(S - S W M^-1 W_new^T) / D; the mean is kept (the sample mean).
+
+    Raises
+    ------
+    ValueError
+        When sigma^2 falls to rounding of tr(S) / D.
     """
+    sw, m = statistics
+    W, noise_variance = theta.W, theta.noise_variance
     d, q = W.shape
-    m = _latent_precision(W, noise_variance)
-    sw = s @ W
-    # E-step statistics in matrix form: M^-1 W^T S W is the (scaled) second
-    # moment sum_n E[z_n] E[z_n]^T / N, and sigma^2 M^-1 the posterior covariance.
     m_inv_wt_sw = np.linalg.solve(m, W.T @ sw)
     inner = m_inv_wt_sw.copy()
     inner[np.diag_indices(q)] += noise_variance
     W_new = np.linalg.solve(inner.T, sw.T).T  # S W (sigma^2 I + M^-1 W^T S W)^-1
     # tr(S W M^-1 W_new^T) = tr(W_new^T S W M^-1)
     explained = np.trace(np.linalg.solve(m.T, W_new.T @ sw).T)
-    return W_new, (np.trace(s) - explained) / d
+    noise = (np.trace(s) - explained) / d
+    if not noise > EPS * np.trace(s) / d:
+        raise ValueError(
+            f"the noise variance fell to {noise:.3g}: the data lie (to "
+            f"rounding) in a {q}-dimensional affine subspace; use a smaller "
+            "n_latent."
+        )
+    return PPCA(W_new, theta.mean, noise)
 
 
-def em(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
+def em(X, init, *, tol=1e-10, max_iter=1000):
     """Fit probabilistic PCA by expectation-maximisation.
 
     Parameters
     ----------
     X : array_like, shape (N, D)
         Observations, one per row.
-    n_latent : int
-        q, the latent dimension, 1 <= q < D.
-    init : PPCA, optional
-        The start theta^(0); its mean is replaced by the sample mean (the
-        mean's maximum-likelihood estimate for every W and sigma^2). Default
-        :func:`initial_theta` ``(X, n_latent)``.
+    init : PPCA or int
+        The start theta^(0), whose mean is replaced by the sample mean (the
+        mean's maximum-likelihood estimate for every W and sigma^2); or the
+        latent dimension q (1 <= q < D), in which case the start is
+        :func:`initial_theta` ``(X, q)``.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run.
+        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
+        (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
 
@@ -345,9 +288,21 @@ def em(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
 
     Raises
     ------
+    TypeError
+        If ``init`` is neither a :class:`PPCA` nor an int.
     ValueError
         On bad input, or when sigma^2 falls to 0 (the data lie in a
         q-dimensional affine subspace: use a smaller q).
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease.
+
+    Notes
+    -----
+    Every iteration touches only the D x D sample covariance S, never the
+    N points.
 
     Examples
     --------
@@ -360,39 +315,34 @@ def em(X, n_latent, *, init=None, tol=1e-10, max_iter=1000):
     >>> print(fit.converged, f"sigma^2 = {fit.theta.noise_variance:.4f}")
     True sigma^2 = 0.2628
     """
-    X = _as_data(X)
+    X = as_data(X)
     n, d = X.shape
-    q = _check_n_latent(n_latent, d)
-    check_stopping_rule(tol, max_iter)
-    mean, s = _moments(X)
-    if init is None:
-        theta = _start(mean, s, q)
-    else:
-        _check_theta(init)
-        if init.W.shape != (d, q):
-            raise ValueError(
-                f"init.W has shape {init.W.shape}; with D = {d} and "
-                f"n_latent = {q} it must be ({d}, {q})."
-            )
-        theta = PPCA(init.W, mean, init.noise_variance)
-    W, noise = np.array(theta.W), theta.noise_variance
-    log_likelihoods = [_log_likelihood_from_moments(n, s, W, noise)]
-    converged = False
-    for _ in range(max_iter):
-        W, noise = _em_step(s, W, noise)
-        if not noise > np.finfo(np.float64).eps * np.trace(s) / d:
-            raise ValueError(
-                f"the noise variance fell to {noise:.3g}: the data lie (to "
-                f"rounding) in a {q}-dimensional affine subspace; use a smaller "
-                "n_latent."
-            )
-        log_likelihoods.append(_log_likelihood_from_moments(n, s, W, noise))
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * n:
-            converged = True
-            break
-    return EMResult(
-        PPCA(W, mean, noise),
-        np.array(log_likelihoods),
-        len(log_likelihoods) - 1,
-        converged,
+    mean, s = sample_moments(X)
+    if is_int(init):
+        # initial_theta(X, q), from the moments already computed.
+        W, noise_variance = axis_start(s, check_n_latent(init, d, "init"))
+        init = PPCA(W, mean, noise_variance)
+    if not isinstance(init, PPCA):
+        raise TypeError(
+            "init must be an emlib.ppca.PPCA(W, mean, noise_variance) start or a "
+            f"latent dimension q (int), got {type(init).__name__}."
+        )
+    if init.n_features != d or init.n_latent >= d:
+        raise ValueError(
+            f"init.W has shape {init.W.shape}; with D = {d} it must be ({d}, q) "
+            f"with 1 <= q < {d}."
+        )
+    theta = PPCA(init.W, mean, init.noise_variance)
+
+    def e_pass(theta):
+        log_lik = log_likelihood_from_moments(n, s, theta.W, theta.noise_variance)
+        return log_lik, _expected_statistics(s, theta)
+
+    return run_em(
+        e_pass,
+        lambda theta, statistics: _m_step(s, theta, statistics),
+        theta,
+        n=n,
+        tol=tol,
+        max_iter=max_iter,
     )

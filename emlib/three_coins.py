@@ -16,37 +16,26 @@ observed frequency of heads, after which EM stays where it is (in exact
 arithmetic), and every theta with that frequency is a maximiser.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from emlib._checks import as_observations, as_real_array, check_stopping_rule
-from emlib.fit import EMResult
+from emlib._checks import (
+    Parameters,
+    as_array,
+    as_observations,
+    as_real_array,
+    check_probability,
+)
+from emlib._core import run_em
 
 # ---------------------------------------------------------------------------
 # Parameters
 # ---------------------------------------------------------------------------
 
 
-def _as_probability(value, name):
-    """Return ``value`` as a float in [0, 1], or raise saying what was wrong."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a real number (a probability in [0, 1]), "
-            f"got {type(value).__name__}."
-        )
-    try:
-        prob = float(value)
-    except OverflowError:
-        prob = float("inf")
-    if not 0.0 <= prob <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
-    return prob
-
-
 @dataclass(frozen=True)
-class ThreeCoins:
+class ThreeCoins(Parameters):
     """Parameters theta = (pi, p, q) of the three-coin model.
 
     .. math::
@@ -90,7 +79,7 @@ class ThreeCoins:
 
     def __post_init__(self):
         for name in ("pi", "p", "q"):
-            object.__setattr__(self, name, _as_probability(getattr(self, name), name))
+            object.__setattr__(self, name, check_probability(getattr(self, name), name))
         if not 0.0 < self.pi < 1.0:
             never, bias = ("B", "p") if self.pi == 0.0 else ("C", "q")
             raise ValueError(
@@ -124,13 +113,10 @@ def _as_tosses(y):
 
     Booleans are accepted (True = heads). Returns a float64 copy, shape (N,).
     """
-    try:
-        arr = np.asarray(y)
-    except (TypeError, ValueError):  # ragged: as_observations says so
-        arr = None
-    if arr is not None and arr.dtype == np.bool_:
-        y = arr.astype(np.int8)
-    y = as_observations(y)
+    arr = as_array(y, "y")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int8)
+    y = as_observations(arr)
     bad = (y != 0.0) & (y != 1.0)
     if bad.any():
         j = int(np.argmax(bad))
@@ -379,13 +365,15 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     y : array_like, shape (N,) or (N, 1)
         Tosses, 1 for heads and 0 for tails (bools accepted).
     init : ThreeCoins
-        The start theta^(0). There is no default start: the maximisers form
-        a whole surface pi p + (1 - pi) q = mean(y), and which of them EM
-        reaches depends on the start.
+        The start theta^(0) (:func:`initial_theta` gives one). Not a number
+        of components, as the other models' ``em`` accept: this model has
+        two, coins B and C. The maximisers form a whole surface
+        pi p + (1 - pi) q = mean(y), and which of them EM reaches depends on
+        the start.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
         ``tol * N`` (a per-toss gain below tol). With ``tol=0`` exactly
-        ``max_iter`` iterations run.
+        ``max_iter`` iterations run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
 
@@ -401,6 +389,11 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     ValueError
         On bad data, if a toss is impossible under the start, or if the
         posteriors give one coin no tosses.
+
+    Warns
+    -----
+    emlib.ConvergenceWarning
+        If the run stops on ``max_iter`` with tol > 0, or on a decrease.
 
     Notes
     -----
@@ -426,17 +419,34 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
             "init must be an emlib.three_coins.ThreeCoins(pi, p, q) start, "
             f"got {type(init).__name__}."
         )
-    check_stopping_rule(tol, max_iter)
-
-    theta = init
-    log_likelihoods = [_log_likelihood(y, theta)]
-    converged = False
-    for _ in range(max_iter):
-        theta = _m_step(y, _e_step(y, theta))
-        log_likelihoods.append(_log_likelihood(y, theta))
-        if tol > 0 and log_likelihoods[-1] - log_likelihoods[-2] < tol * y.size:
-            converged = True
-            break
-    return EMResult(
-        theta, np.array(log_likelihoods), len(log_likelihoods) - 1, converged
+    return run_em(
+        lambda theta: (_log_likelihood(y, theta), _e_step(y, theta)),
+        lambda theta, mu: _m_step(y, mu),
+        init,
+        n=y.size,
+        tol=tol,
+        max_iter=max_iter,
     )
+
+
+def initial_theta(y):
+    """A deterministic start: pi = 1/2, p and q either side of the heads rate.
+
+    With r = mean(y), p = (1 + r) / 2 and q = r / 2, the midpoints of [r, 1]
+    and [0, r]: coin B starts as the likelier to show heads, as the 1-D
+    mixture's start puts its components in order. Every toss is possible
+    under it (p > 0 and q < 1), so the E-step is defined. Which maximiser EM
+    reaches depends on the start (see :func:`em`); this one is only a
+    reproducible default.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,) or (N, 1)
+        Tosses, 1 for heads and 0 for tails (bools accepted).
+
+    Returns
+    -------
+    ThreeCoins
+    """
+    rate = _as_tosses(y).mean()
+    return ThreeCoins(0.5, (1.0 + rate) / 2.0, rate / 2.0)

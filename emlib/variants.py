@@ -21,15 +21,10 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_observations, as_row_stochastic
+from emlib._checks import as_observations, as_row_stochastic, check_int
+from emlib._numerics import divide_where_mass, weighted_moments
 from emlib.gmm import GMM
-from emlib.model import (
-    check_components,
-    check_theta,
-    divide_where_mass,
-    e_step,
-    weighted_moments,
-)
+from emlib.model import check_components, check_theta, e_step
 
 BLOCKS = ("weights", "means", "variances")
 
@@ -191,14 +186,11 @@ def incremental_em_start(y: ArrayLike, theta: GMM, n_blocks: int) -> Incremental
     """
     y = as_observations(y)
     check_theta(theta)
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int | np.integer):
-        raise TypeError(f"n_blocks must be an int, got {type(n_blocks).__name__}.")
-    if not 1 <= n_blocks <= y.size:
-        raise ValueError(
-            f"n_blocks must satisfy 1 <= n_blocks <= N = {y.size}; got {n_blocks}."
-        )
+    n_blocks = check_int(
+        n_blocks, "n_blocks", 1, y.size, rule=f"satisfy 1 <= n_blocks <= N = {y.size}"
+    )
     q = e_step(y, theta)
-    edges = _block_edges(y.size, int(n_blocks))
+    edges = _block_edges(y.size, n_blocks)
     moments = [_block_moments(y[a:b], q[a:b]) for a, b in itertools.pairwise(edges)]
     counts, means, m2 = (np.array(m) for m in zip(*moments, strict=True))
     return IncrementalEM(_m_step_from_blocks(counts, means, m2), q, counts, means, m2)
@@ -256,12 +248,9 @@ def incremental_em_step(
     y = as_observations(y)
     _check_state(state, y.size)
     n_blocks = state.block_counts.shape[0]
-    if isinstance(block, bool) or not isinstance(block, int | np.integer):
-        raise TypeError(f"block must be an int, got {type(block).__name__}.")
-    if not 0 <= block < n_blocks:
-        raise ValueError(
-            f"block must satisfy 0 <= block < B = {n_blocks}; got {block}."
-        )
+    block = check_int(
+        block, "block", 0, n_blocks - 1, rule=f"satisfy 0 <= block < B = {n_blocks}"
+    )
     edges = _block_edges(y.size, n_blocks)
     a, b = edges[block], edges[block + 1]
     q = state.q.copy()

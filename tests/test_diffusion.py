@@ -253,7 +253,7 @@ def test_bound_terms_by_monte_carlo_and_the_gap_is_positive():
         (lambda: NoiseSchedule([0.1, 1.0]), ValueError, "lie in \\(0, 1\\)"),
         (lambda: NoiseSchedule([[0.1]]), ValueError, "must be 1-D"),
         (lambda: NoiseSchedule(["a"]), TypeError, "real numbers"),
-        (lambda: NoiseSchedule.linear(20), ValueError, "n_steps >= 21"),
+        (lambda: NoiseSchedule.linear(20), ValueError, "n_steps must be >= 21"),
         (lambda: NoiseSchedule.linear(50.0), TypeError, "must be an int"),
         (lambda: diffusion.noised_mixture(THETA, 0.0), ValueError, "\\(0, 1\\]"),
         (lambda: diffusion.noised_mixture(THETA, True), TypeError, "real number"),

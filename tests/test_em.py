@@ -1,7 +1,7 @@
 """em: equal to explicit e_step / m_step rounds, its stopping rule, its start.
 
 em fuses the E- and M-steps and runs over the data in blocks of 65536 rows
-(emlib.fit._BLOCK), so it is checked against the plain functions with N
+(emlib._statistics._BLOCK), so it is checked against the plain functions with N
 below, above and not a multiple of the block size.
 
 Tolerance for em against explicit rounds: 1e-12 relative (means: 1e-12 of
@@ -23,7 +23,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emlib
 
 RTOL = 1e-12
-BLOCK = emlib.fit._BLOCK  # the block boundaries below follow it
+BLOCK = emlib._statistics._BLOCK  # the block boundaries below follow it
 
 
 def explicit_rounds(y, theta, n):
@@ -180,9 +180,11 @@ def test_tol_stops_at_the_first_small_gain():
 
 def test_tol_not_reached_within_max_iter_is_not_converged():
     y = three_clusters(7, 500)
-    result = emlib.em(y, START, tol=1e-6, max_iter=3)
+    with pytest.warns(emlib.ConvergenceWarning, match=r"max_iter = 3 iterations"):
+        result = emlib.em(y, START, tol=1e-6, max_iter=3)
     assert result.n_iter == 3
     assert result.converged is False
+    assert result.stop_reason == "max_iter"
     assert np.all(np.diff(result.log_likelihoods) >= 1e-6 * y.size)
 
 
@@ -198,12 +200,12 @@ def test_result_fields():
     y = three_clusters(9, 100)
     result = emlib.em(y, START, tol=0, max_iter=4)
     assert isinstance(result, emlib.EMResult)
-    theta, log_liks, n_iter, converged = result  # a NamedTuple
+    theta, log_liks, n_iter, converged, stop_reason = result  # a NamedTuple
     assert isinstance(theta, emlib.GMM)
     assert log_liks.dtype == np.float64
     assert_allclose(log_liks[-1], emlib.log_likelihood(y, theta), rtol=RTOL)
     assert_allclose(log_liks[0], emlib.log_likelihood(y, START), rtol=RTOL)
-    assert (n_iter, converged) == (4, False)
+    assert (n_iter, converged, stop_reason) == (4, False, "max_iter")
 
 
 def test_column_input_gives_the_same_result():

@@ -186,7 +186,7 @@ def test_log_likelihood_is_the_path_sum(case):
 
 def test_posteriors_are_the_path_sums(case):
     obs, _, hmm = case
-    gamma, xi = posteriors(obs, hmm)
+    (gamma,), (xi,) = posteriors(obs, hmm)  # one sequence: lists of one
     ref_gamma, ref_xi = ref_posteriors(obs, hmm)
     assert gamma.shape == (len(obs), hmm.n_states)
     assert xi.shape == (len(obs) - 1, hmm.n_states, hmm.n_states)
@@ -202,7 +202,7 @@ def test_viterbi_is_the_path_maximum(case):
     obs, _, hmm = case
     table = path_probabilities(obs, hmm)
     best = max(table, key=table.get)
-    path, log_p = viterbi(obs, hmm)
+    (path,), (log_p,) = viterbi(obs, hmm)
     assert path.dtype.kind == "i"
     assert tuple(path.tolist()) == best
     assert math.isclose(log_p, math.log(table[best]), rel_tol=RTOL)
@@ -217,7 +217,7 @@ def test_one_baum_welch_iteration_is_the_exact_m_step(case):
     assert_close(fit.theta.emission, b)
 
 
-def test_lists_add_and_return_lists(case):
+def test_one_sequence_or_a_list_give_the_same_kind_of_result(case):
     obs, other, hmm = case
     assert math.isclose(
         log_likelihood([obs, other], hmm),
@@ -227,8 +227,17 @@ def test_lists_add_and_return_lists(case):
     gammas, xis = posteriors((obs, np.array(other)), hmm)
     paths, log_ps = viterbi([obs, other], hmm)
     assert len(gammas) == len(xis) == len(paths) == len(log_ps) == 2
-    np.testing.assert_array_equal(gammas[1], posteriors(other, hmm)[0])
-    np.testing.assert_array_equal(paths[0], viterbi(obs, hmm)[0])
+    # A single sequence is a list of one: the same kind of result.
+    one_gamma, one_xi = posteriors(other, hmm)
+    one_path, one_log_p = viterbi(obs, hmm)
+    assert all(type(r) is list for r in (one_gamma, one_xi, one_path, one_log_p))
+    assert len(one_gamma) == len(one_xi) == len(one_path) == len(one_log_p) == 1
+    np.testing.assert_array_equal(gammas[1], one_gamma[0])
+    np.testing.assert_array_equal(xis[1], one_xi[0])
+    np.testing.assert_array_equal(paths[0], one_path[0])
+    assert log_ps[0] == one_log_p[0]
+    assert isinstance(log_likelihood(obs, hmm), float)
+    assert isinstance(log_likelihood([obs], hmm), float)
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +257,7 @@ def test_example_10_3_viterbi_path():
     table = path_probabilities(obs, BOOK_EXACT)
     assert max(table, key=table.get) == (2, 2, 2)  # the book's (3, 3, 3)
     assert table[(2, 2, 2)] == Fraction("0.0147")  # the book's P*
-    path, log_p = viterbi(obs, BOOK)
+    (path,), (log_p,) = viterbi(obs, BOOK)
     assert path.tolist() == [2, 2, 2]
     assert math.isclose(log_p, math.log(0.0147), rel_tol=RTOL)
 
@@ -264,7 +273,7 @@ def test_exercise_10_2_state_posterior():
     table = path_probabilities(obs, EXERCISE_10_2_EXACT)
     # P(i_4 = q_3 | O, lambda): t = 4 and state 3 in the book's numbering.
     exact = sum(p for path, p in table.items() if path[3] == 2) / sum(table.values())
-    assert math.isclose(posteriors(obs, EXERCISE_10_2)[0][3, 2], exact, rel_tol=RTOL)
+    assert math.isclose(posteriors(obs, EXERCISE_10_2)[0][0][3, 2], exact, rel_tol=RTOL)
 
 
 # ---------------------------------------------------------------------------
@@ -368,9 +377,11 @@ def test_stopping_rule_is_emlibs():
     assert fit.converged
     assert fit.n_iter > 2
     assert gains[-1] < 1e-4 * len(obs) <= gains[:-1].min()
-    capped = baum_welch(obs, init, tol=1e-4, max_iter=2)
+    with pytest.warns(emlib.ConvergenceWarning, match="max_iter = 2 iterations"):
+        capped = baum_welch(obs, init, tol=1e-4, max_iter=2)
     assert capped.n_iter == 2
     assert not capped.converged
+    assert capped.stop_reason == "max_iter"
     assert isinstance(fit, emlib.EMResult)
 
 
@@ -382,11 +393,11 @@ def test_zero_probabilities_give_no_nan_and_unvisited_rows_stay():
         [[0.5, 0.5], [0, 1], [1, 0]],
     )
     obs = [0, 1, 1]  # state 2 (emits only 0) cannot appear
-    gamma, xi = posteriors(obs, hmm)
+    (gamma,), (xi,) = posteriors(obs, hmm)
     assert np.all(np.isfinite(gamma))
     assert np.all(np.isfinite(xi))
     assert np.all(gamma[:, 2] == 0)
-    path, log_p = viterbi(obs, hmm)
+    (path,), (log_p,) = viterbi(obs, hmm)
     # Paths 000, 001, 011 have 0.02, 0.06, 0.15; the others probability 0.
     assert path.tolist() == [0, 1, 1]
     assert math.isclose(log_p, math.log(0.15), rel_tol=RTOL)
@@ -467,7 +478,7 @@ FUNCTIONS = [
     log_likelihood,
     posteriors,
     viterbi,
-    lambda obs, hmm: baum_welch(obs, hmm, max_iter=1),
+    lambda obs, hmm: baum_welch(obs, hmm, tol=0, max_iter=1),
 ]
 BAD_OBS = [
     ([0.0, 1.0], TypeError, "integer symbols"),

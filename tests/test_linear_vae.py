@@ -146,7 +146,7 @@ def test_fit_climbs_and_reaches_the_ppca_maximum():
 
 def test_fit_stays_at_the_maximum():
     start = lv.best_encoder(ml_solution(IRIS, 2))
-    fit = lv.fit(IRIS, 2, init=start, tol=0, max_iter=5)
+    fit = lv.fit(IRIS, start, tol=0, max_iter=5)
     np.testing.assert_allclose(
         fit.vae.decoder.covariance(), start.decoder.covariance(), atol=1e-13
     )
@@ -157,7 +157,7 @@ def test_stopping_rule():
     fit = lv.fit(IRIS, 1)
     assert fit.converged
     assert fit.elbos[-1] - fit.elbos[-2] < 1e-10 * len(IRIS)
-    again = lv.fit(IRIS, 1, init=lv.best_encoder(ppca.initial_theta(IRIS, 1)))
+    again = lv.fit(IRIS, lv.best_encoder(ppca.initial_theta(IRIS, 1)))
     np.testing.assert_array_equal(again.elbos, fit.elbos)
 
 
@@ -169,7 +169,7 @@ def test_immutable_and_arguments_untouched():
     vae = LinearVAE(*arrays, s2)
     X = IRIS.copy()
     lv.elbo(X, vae), lv.elbo_gradient(X, vae), lv.encode(X, vae)
-    lv.fit(X, 2, init=vae, max_iter=3)
+    lv.fit(X, vae, tol=0, max_iter=3)
     np.testing.assert_array_equal(X, IRIS)
     for a, c in zip([*arrays, s2], copies, strict=True):
         np.testing.assert_array_equal(a, c)
@@ -204,7 +204,8 @@ GOOD = dict(
         (lambda: lv.elbo(IRIS, LinearVAE(**GOOD)), ValueError, "D = 4 columns"),
         (lambda: lv.elbo(IRIS, ppca.initial_theta(IRIS, 1)), TypeError, "LinearVAE"),
         (lambda: lv.best_encoder(LinearVAE(**GOOD)), TypeError, "emlib.ppca.PPCA"),
-        (lambda: lv.fit(IRIS, 4), ValueError, "1 <= q < D = 4"),
+        (lambda: lv.fit(IRIS, 4), ValueError, "init must satisfy 1 <= q < D = 4"),
+        (lambda: lv.fit(IRIS, 1.5), TypeError, "init must be .*LinearVAE.* or a"),
         (lambda: lv.fit(IRIS, 1, max_iter=0), ValueError, "max_iter must be >= 1"),
         (
             lambda: lv.fit(np.c_[IRIS, IRIS[:, 0] + IRIS[:, 1]], 2),
@@ -212,9 +213,9 @@ GOOD = dict(
             "sample covariance is singular",
         ),
         (
-            lambda: lv.fit(IRIS[:, :3], 2, init=lv.best_encoder(ml_solution(IRIS, 2))),
+            lambda: lv.fit(IRIS[:, :3], lv.best_encoder(ml_solution(IRIS, 2))),
             ValueError,
-            r"must be \(3, 2\)",
+            r"init.W has shape \(4, 2\); with D = 3 it must be \(3, q\)",
         ),
     ],
 )
@@ -231,7 +232,7 @@ def test_fit_recovers_from_extreme_variances_without_warnings():
     start = dataclasses.replace(
         start, noise_variance=1e-8, encoder_variance=[1e-200, 1e100]
     )
-    fit = lv.fit(IRIS, 2, init=start, tol=0, max_iter=400)
+    fit = lv.fit(IRIS, start, tol=0, max_iter=400)
     assert np.all(np.isfinite(fit.elbos))
     assert np.all(np.diff(fit.elbos) >= -1e-13 * np.abs(fit.elbos[1:]))
     best = ppca.log_likelihood(IRIS, ml_solution(IRIS, 2))

@@ -94,7 +94,7 @@ def test_stopping_rule_and_documented_start():
     top = np.argsort(-variances)[:2]
     np.testing.assert_allclose(start.W[top, [0, 1]], np.sqrt(variances[top]))
     assert start.noise_variance == pytest.approx(variances.mean(), rel=1e-14)
-    again = ppca.em(IRIS, 2, init=start)
+    again = ppca.em(IRIS, start)
     np.testing.assert_array_equal(again.log_likelihoods, fit.log_likelihoods)
 
 
@@ -110,7 +110,7 @@ def test_ppca_is_immutable_and_covariance_is_w_wt_plus_noise():
 def test_functions_do_not_modify_their_arguments():
     X = IRIS.copy()
     theta = ppca.initial_theta(X, 2)
-    ppca.em(X, 2, max_iter=3)
+    ppca.em(X, 2, tol=0, max_iter=3)
     ppca.log_likelihood(X, theta)
     ppca.posterior(X, theta)
     np.testing.assert_array_equal(X, IRIS)
@@ -132,20 +132,21 @@ def test_data_in_a_q_dimensional_subspace_is_refused():
         (lambda: PPCA(np.ones((3, 1)), np.zeros(3), 0.0), ValueError, "> 0"),
         (lambda: PPCA(np.ones((3, 1)), np.zeros(3), "1"), TypeError, "real number"),
         (lambda: ppca.em(IRIS[:, 0], 1), ValueError, r"X must be 2-D"),
-        (lambda: ppca.em(IRIS, 4), ValueError, "1 <= q < D = 4"),
-        (lambda: ppca.em(IRIS, 1.5), TypeError, "n_latent must be an int"),
+        (lambda: ppca.em(IRIS, 4), ValueError, "init must satisfy 1 <= q < D = 4"),
+        (lambda: ppca.initial_theta(IRIS, 4), ValueError, "n_latent must satisfy"),
+        (lambda: ppca.initial_theta(IRIS, 1.5), TypeError, "n_latent must be an int"),
         (lambda: ppca.em(np.ones((5, 3)), 1), ValueError, "all observations are"),
         (lambda: ppca.em(IRIS, 1, tol=-1), ValueError, "tol must be"),
-        (lambda: ppca.em(IRIS, 1, init=3), TypeError, "emlib.ppca.PPCA"),
+        (lambda: ppca.em(IRIS, 1.5), TypeError, r"init must be an emlib.ppca.PPCA\("),
         (
             lambda: ppca.log_likelihood(IRIS[:, :3], ppca.initial_theta(IRIS, 1)),
             ValueError,
             "D = 3 columns",
         ),
         (
-            lambda: ppca.em(IRIS, 2, init=ppca.initial_theta(IRIS, 1)),
+            lambda: ppca.em(IRIS[:, :3], ppca.initial_theta(IRIS, 1)),
             ValueError,
-            r"must be \(4, 2\)",
+            r"init.W has shape \(4, 1\); with D = 3 it must be \(3, q\)",
         ),
     ],
 )

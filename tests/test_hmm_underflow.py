@@ -1,0 +1,164 @@
+"""emlib.hmm where Rabiner's scaling underflows: the log-space fallback (issue 19).
+
+References are independent of emlib: a brute-force sum over every state path
+(scipy's logsumexp of log P(O, I | lambda)) for short sequences, and a
+log-space forward recursion written here with scipy's logsumexp for long ones.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from scipy.special import logsumexp
+
+from emlib import hmm
+
+EPS = np.finfo(np.float64).eps
+
+
+def log_params(model):
+    with np.errstate(divide="ignore"):
+        return np.log(model.start), np.log(model.transition), np.log(model.emission)
+
+
+def path_log_probabilities(seq, model):
+    """{path: log P(O, I = path | lambda)} over all S^T state paths."""
+    log_pi, log_a, log_b = log_params(model)
+    out = {}
+    for path in itertools.product(range(model.n_states), repeat=len(seq)):
+        terms = [log_pi[path[0]]] + [
+            log_b[i, o] for i, o in zip(path, seq, strict=True)
+        ]
+        terms += [log_a[i, j] for i, j in itertools.pairwise(path)]
+        out[path] = sum(terms)
+    return out
+
+
+def brute_force(seq, model):
+    """log P(O), max_I log P(O, I), gamma (T, S) and xi (T-1, S, S) by enumeration."""
+    paths = path_log_probabilities(seq, model)
+    log_p = np.array(list(paths.values()))
+    total = logsumexp(log_p)
+    if total == -np.inf:  # no possible path: no posteriors
+        return total, total, None, None
+    weight = np.exp(log_p - total)
+    t_len, s = len(seq), model.n_states
+    gamma, xi = np.zeros((t_len, s)), np.zeros((t_len - 1, s, s))
+    for w, path in zip(weight, paths, strict=True):
+        gamma[np.arange(t_len), path] += w
+        for t in range(t_len - 1):
+            xi[t, path[t], path[t + 1]] += w
+    return total, log_p.max(), gamma, xi
+
+
+def scipy_forward(seq, model):
+    """log P(O) by the forward recursion in log space with scipy's logsumexp."""
+    log_pi, log_a, log_b = log_params(model)
+    log_alpha = log_pi + log_b[:, seq[0]]
+    for o in seq[1:]:
+        log_alpha = logsumexp(log_alpha[:, None] + log_a, axis=0) + log_b[:, o]
+    return logsumexp(log_alpha)
+
+
+def issue_model():
+    """Symbol 1 needs state 1, which state 0 reaches with a_01 = 1e-200 and
+    which emits it with b_1(1) = 1e-200: the one possible path of O = (0, 1)
+    has probability 0.5e-400, below float64, so c_2 underflows to 0."""
+    return hmm.HMM(
+        [0.5, 0.5],
+        [[1.0 - 1e-200, 1e-200], [1.0, 0.0]],
+        [[1.0, 0.0], [1.0 - 1e-200, 1e-200]],
+    )
+
+
+def test_issue_case_is_finite_and_equals_the_only_path():
+    # Before: -inf from the scaled recursion, while Viterbi scored -921.7.
+    model, obs = issue_model(), [0, 1]
+    want = np.log(0.5) + 2 * np.log(1e-200)  # the one path 0 -> 1, by hand
+    total, _, gamma, xi = brute_force(obs, model)
+    assert_allclose(total, want, rtol=1e-15)
+    got = hmm.log_likelihood(obs, model)
+    assert_allclose(got, want, rtol=1e-15)
+    assert got >= hmm.viterbi(obs, model)[1]  # exact in log space
+    g, x = hmm.posteriors(obs, model)
+    assert_allclose(g, gamma, rtol=0, atol=1e-15)
+    assert_allclose(x, xi, rtol=0, atol=1e-15)
+
+
+def test_baum_welch_starts_from_the_issue_case():
+    # The E-step uses the same fallback: the first log-likelihood is finite
+    # and is the brute-force value.
+    fit = hmm.baum_welch([0, 1, 0, 1], issue_model(), tol=0, max_iter=1)
+    want, *_ = brute_force([0, 1, 0, 1], issue_model())
+    assert_allclose(fit.log_likelihoods[0], want, rtol=1e-14)
+
+
+def test_impossible_sequence_is_still_minus_inf():
+    model = hmm.HMM([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+    assert hmm.log_likelihood([0, 1], model) == -np.inf
+    with pytest.raises(ValueError, match=r"obs has probability 0.*symbol 1 at t = 1"):
+        hmm.posteriors([0, 1], model)
+
+
+def tiny_stochastic(draw, rng, rows, cols):
+    """Random rows of distributions, some entries 0 or 10^-u, u in [100, 300]."""
+    p = rng.dirichlet(np.ones(cols), rows)
+    mask = rng.random((rows, cols)) < draw(st.floats(0.0, 0.6))
+    p[mask] = np.where(rng.random(mask.sum()) < 0.3, 0.0,
+                       10.0 ** -rng.uniform(100, 300, mask.sum()))  # fmt: skip
+    p[np.arange(rows), p.argmax(axis=1)] += 1.0 - p.sum(axis=1)  # rows sum to 1
+    return p
+
+
+@st.composite
+def small_cases(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    s, m, t = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    model = hmm.HMM(
+        tiny_stochastic(draw, rng, 1, s)[0],
+        tiny_stochastic(draw, rng, s, s),
+        tiny_stochastic(draw, rng, s, m),
+    )
+    return model, rng.integers(0, m, t)
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_cases())
+def test_log_likelihood_and_posteriors_match_brute_force(case):
+    model, obs = case
+    total, best, gamma, xi = brute_force(obs, model)
+    got = hmm.log_likelihood(obs, model)
+    if total == -np.inf:
+        assert got == -np.inf
+        return
+    # Both ways, log P(O) is built from numbers of size up to |log P(O)|, each
+    # rounded: measured error up to 3.75 eps (1 + |log P(O)|) in 9000 cases;
+    # gamma and xi (exp of such differences in log space) up to 6.5 eps (...).
+    # Bounds: 16 and 32 eps (1 + |log P(O)|), about 4x.
+    scale = EPS * (1 + abs(total))
+    assert abs(got - total) <= 16 * scale
+    assert got >= best - 16 * EPS * (1 + abs(best))  # never below Viterbi
+    g, x = hmm.posteriors(obs, model)
+    assert_allclose(g, gamma, rtol=0, atol=32 * scale)
+    assert_allclose(x, xi, rtol=0, atol=32 * scale)
+
+
+def test_long_sequence_with_repeated_underflow_matches_scipy_forward():
+    # Under the issue's model every symbol 1 costs 1e-200 twice (a_01 b_1(1)),
+    # so each one underflows c_t and the sequence goes to log space; two 1s in
+    # a row are impossible (state 1 always returns to state 0), so none here.
+    rng = np.random.default_rng(0)
+    obs = [0]
+    for _ in range(299):
+        obs.append(int(obs[-1] == 0 and rng.random() < 0.3))
+    model = issue_model()
+    want = scipy_forward(np.array(obs), model)
+    assert np.isfinite(want)
+    got = hmm.log_likelihood(obs, model)
+    # log P(O) ~ -6e4 after 300 steps of rounding: measured difference 0;
+    # 16 eps relative allows another order of the same sums.
+    assert_allclose(got, want, rtol=16 * EPS)
+    assert got >= hmm.viterbi(obs, model)[1]
