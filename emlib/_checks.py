@@ -121,7 +121,9 @@ def as_observations(y):
         )
     if arr.size == 0:
         raise ValueError("y is empty; EM needs at least one observation.")
-    check_magnitude(np.abs(arr).max())
+    # max_j |y_j| from the extremes: np.abs(arr) would allocate a second array
+    # of N floats, a third copy of the data while the caller's y is alive.
+    check_magnitude(max(arr.max(), -arr.min()))
     return arr
 
 

@@ -163,6 +163,7 @@ def test_zero_density_names_its_global_index():
         (da.ones(10, chunks=5), 3, TypeError, "init must be an emlib.GMM start"),
         (da.ones(0, chunks=5), START, ValueError, "empty"),
         (da.full(10, 1e200, chunks=5), START, ValueError, "rescale y"),
+        (da.full(10, -1e200, chunks=5), START, ValueError, "rescale y"),
         (da.ones(2, chunks=1), START, ValueError, "1 <= K <= N = 2"),
     ],
 )
