@@ -34,6 +34,7 @@ $(LAB_SETTINGS): lab/overrides.json $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -n 2

@@ -110,6 +110,15 @@ def em(y, init, *, sample_weight=None, tol=1e-10, max_iter=1000):
     ValueError
         On bad input (for a Dask array: with the global index of the first
         bad point), or when a component collapses onto a point or empties.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> fit = emlib.em([-2.1, -1.9, -2.0, 3.0, 3.2, 2.8], 2)
+    >>> print(fit.converged, fit.theta)
+    True GMM(weights=[0.5, 0.5], means=[-2, 3], variances=[0.00666667, 0.0266667])
+    >>> print(f"log-likelihood {fit.log_likelihoods[-1]:.4f}")
+    log-likelihood 0.2800
     """
     weights = None
     if is_dask_array(y):

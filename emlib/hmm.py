@@ -524,6 +524,18 @@ def log_likelihood(obs, hmm):
         below about 1e-292), that sequence is computed by the forward
         recursion in log space instead, so the result is finite whenever some
         state path has a finite log-probability, and never below Viterbi's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(  # Li Hang's example 10.2: three boxes, red (0) or white (1)
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> print(f"P(O | lambda) = {np.exp(hmm.log_likelihood([0, 1, 0], model)):.6f}")
+    P(O | lambda) = 0.130218
     """
     _check_hmm(hmm)
     sequences, _ = _as_observations(obs, hmm.n_symbols)
@@ -582,6 +594,22 @@ def posteriors(obs, hmm):
     ValueError
         On bad input, or if a sequence has probability 0 under ``hmm`` (its
         posteriors would be 0/0).
+
+    Examples
+    --------
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> gammas, xis = hmm.posteriors([[0, 1, 0]], model)  # a list of one sequence
+    >>> print(gammas[0].round(4))
+    [[0.1882 0.3222 0.4896]
+     [0.3193 0.4154 0.2653]
+     [0.3215 0.2727 0.4058]]
+    >>> print(xis[0].shape)
+    (2, 3, 3)
     """
     _check_hmm(hmm)
     sequences, several = _as_observations(obs, hmm.n_symbols)
@@ -638,6 +666,19 @@ def viterbi(obs, hmm):
     ValueError
         On bad input, or if a sequence has probability 0 under ``hmm`` (every
         path is then a maximiser).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import hmm
+    >>> model = hmm.HMM(  # Li Hang's example 10.3
+    ...     start=[0.2, 0.4, 0.4],
+    ...     transition=[[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]],
+    ...     emission=[[0.5, 0.5], [0.4, 0.6], [0.7, 0.3]],
+    ... )
+    >>> paths, log_ps = hmm.viterbi([[0, 1, 0]], model)  # a list of one sequence
+    >>> print(paths[0], f"{np.exp(log_ps[0]):.4f}")
+    [2 2 2] 0.0147
     """
     _check_hmm(hmm)
     sequences, several = _as_observations(obs, hmm.n_symbols)
@@ -874,6 +915,16 @@ def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
     keeps its row of A, and a state with no expected visits keeps its row of
     B: Q does not depend on those rows, so keeping them is a maximiser and
     the log-likelihood still cannot decrease.
+
+    Examples
+    --------
+    >>> from emlib import hmm
+    >>> start = hmm.HMM([0.6, 0.4], [[0.7, 0.3], [0.4, 0.6]], [[0.6, 0.4], [0.3, 0.7]])
+    >>> obs = [0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1]
+    >>> fit = hmm.baum_welch(obs, start)
+    >>> first, last = fit.log_likelihoods[[0, -1]]
+    >>> print(fit.converged, f"log-likelihood {first:.4f} -> {last:.4f}")
+    True log-likelihood -10.9873 -> -9.8823
     """
     if is_int(init):
         n_states = check_int(init, "init", rule="satisfy 1 <= S, a number of states")

@@ -88,6 +88,13 @@ def log_likelihood(y, theta, sample_weight=None):
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import emlib
+    >>> theta = emlib.GMM(weights=[0.5, 0.5], means=[-1.0, 1.0], variances=[1.0, 1.0])
+    >>> print(f"{emlib.log_likelihood([-1.2, 0.1, 0.9], theta):.6f}")
+    -4.428305
     """
     y = as_observations(y)
     w = as_sample_weight(sample_weight, y.size)
@@ -119,6 +126,16 @@ def e_step(y, theta):
     -------
     ndarray, shape (N, K)
         Each row a distribution over the K components.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> theta = emlib.GMM(weights=[0.5, 0.5], means=[-1.0, 1.0], variances=[1.0, 1.0])
+    >>> gamma = emlib.e_step([-1.2, 0.1, 0.9], theta)
+    >>> print(gamma.round(4))
+    [[0.9168 0.0832]
+     [0.4502 0.5498]
+     [0.1419 0.8581]]
     """
     y = as_observations(y)
     check_theta(theta)
@@ -202,6 +219,13 @@ def m_step(y, gamma, sample_weight=None):
     ------
     ValueError
         If a component has n_k = 0 or collapses onto a point.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> gamma = [[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]]
+    >>> print(emlib.m_step([-1.2, 0.1, 0.9], gamma))
+    GMM(weights=[0.5, 0.5], means=[-0.626667, 0.493333], variances=[0.528622, 0.341956])
     """
     y = as_observations(y)
     gamma = as_responsibilities(gamma, y.size)

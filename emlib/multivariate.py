@@ -11,7 +11,7 @@ Lambda_k = Sigma_k^{-1}. The density
 
 is evaluated through Cholesky factors only: Sigma_k = L_k L_k^T, and the
 precision's factor U_k = L_k^{-T} (upper triangular, by substitution, never an
-explicit inverse of Sigma_k), so the quadratic form is |(x - mu_k) U_k|^2 and
+explicit inverse of Sigma_k), so the quadratic form is v^T v, v = U_k^T (x - mu_k), and
 -(1/2) log det Sigma_k = sum_i log U_k[i, i]. Responsibilities are formed in
 log space (log-sum-exp), and the M-step's covariances from centred moments
 (the corrected two-pass update, merged block by block), so data far from the
@@ -392,6 +392,16 @@ def log_likelihood(X, theta, sample_weight=None):
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> theta = multivariate.GMM([0.5, 0.5], means, [np.eye(2), np.eye(2)])
+    >>> print(f"{multivariate.log_likelihood(X, theta):.6f}")
+    -15.522000
     """
     X = as_points(X)
     w = as_sample_weight(sample_weight, X.shape[0])
@@ -414,6 +424,21 @@ def e_step(X, theta):
     Returns
     -------
     ndarray, shape (N, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> theta = multivariate.GMM([0.5, 0.5], means, [np.eye(2), np.eye(2)])
+    >>> print(multivariate.e_step(X, theta).round(4))
+    [[0.9608 0.0392]
+     [0.9677 0.0323]
+     [0.9879 0.0121]
+     [0.01   0.99  ]
+     [0.0121 0.9879]
+     [0.0266 0.9734]]
     """
     X = as_points(X)
     _check_theta(theta, X.shape[1])
@@ -642,6 +667,19 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0, sample_weight=None):
     ------
     ValueError
         If a component has n_k = 0 or its covariance is singular.
+
+    Examples
+    --------
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> gamma = [[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1]]  # a hard assignment
+    >>> theta = multivariate.m_step(X, gamma, covariance_type="diag")
+    >>> print(theta.means.round(4))
+    [[0.0667 0.1   ]
+     [2.0333 2.0667]]
+    >>> print(theta.covariances.round(4))
+    [[0.1089 0.06  ]
+     [0.0822 0.0422]]
     """
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
@@ -979,6 +1017,19 @@ def em(
         from the one asked for), or when a component empties or its
         covariance becomes singular (the message names it and suggests
         ``reg_covar``).
+
+    Examples
+    --------
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> start = multivariate.GMM([0.5, 0.5], means, [1.0, 1.0], "spherical")
+    >>> fit = multivariate.em(X, start, covariance_type="spherical")
+    >>> print(fit.converged, fit.theta.weights.round(4), fit.theta.covariances.round(4))
+    True [0.5 0.5] [0.0844 0.0622]
+    >>> print(fit.theta.means.round(4))
+    [[0.0667 0.1   ]
+     [2.0333 2.0667]]
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
@@ -1042,8 +1093,3 @@ def em(
         tol=tol,
         max_iter=max_iter,
     )
-
-
-# Choosing K and the covariance type lives in emlib.selection (it fits this
-# module's em over a grid); re-exported here, where a user of em looks for it.
-from emlib.selection import aic, bic, icl, n_parameters, select  # noqa: E402, F401

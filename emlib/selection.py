@@ -272,7 +272,8 @@ def select(
         raise ValueError("n_components and covariance_types must not be empty.")
     rng = as_generator(random_state)
     score = _CRITERION_FUNCTIONS[criterion]
-    rows, fits = [], []
+    rows: list[SelectionRow] = []
+    fits: dict[int, EMResult] = {}  # row index -> fit, for the fits that ran
     for covariance_type in types:
         for k in ks:
             p = n_parameters(k, X.shape[1], covariance_type)
@@ -291,15 +292,14 @@ def select(
                 rows.append(
                     SelectionRow(covariance_type, k, np.nan, np.nan, p, str(exc))
                 )
-                fits.append(None)
                 continue
             value = score(X, fit.theta)
             log_lik = float(fit.log_likelihoods[-1])
+            fits[len(rows)] = fit
             rows.append(SelectionRow(covariance_type, k, value, log_lik, p, None))
-            fits.append(fit)
     values = np.array([row.criterion for row in rows])
     if np.all(np.isnan(values)):
-        raise ValueError("every fit of the grid failed; first error: " + rows[0].error)
+        raise ValueError(f"every fit of the grid failed; first error: {rows[0].error}")
     best = int(np.nanargmin(values))
     return Selection(
         tuple(rows),

@@ -23,6 +23,7 @@ from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 import emlib
 from embook.data import old_faithful
 from emlib import multivariate as mv
+from emlib import selection
 
 RTOL = 1e-10
 FIXED = {"tol": 0.0, "max_iter": 30}
@@ -175,12 +176,12 @@ def test_n_parameters_bic_aic_match_scikit_learn(covariance_type):
         for d in range(1, 5):
             gm = GaussianMixture(k, covariance_type=covariance_type)
             gm.means_ = np.zeros((k, d))
-            assert mv.n_parameters(k, d, covariance_type) == gm._n_parameters()
+            assert selection.n_parameters(k, d, covariance_type) == gm._n_parameters()
     theta = mv.em(X, 3, covariance_type=covariance_type, random_state=0, **FIXED)
     gm = sklearn_mixture(theta.theta)
     theta = theta.theta
-    assert_allclose(mv.bic(X, theta), gm.bic(X), rtol=RTOL)
-    assert_allclose(mv.aic(X, theta), gm.aic(X), rtol=RTOL)
+    assert_allclose(selection.bic(X, theta), gm.bic(X), rtol=RTOL)
+    assert_allclose(selection.aic(X, theta), gm.aic(X), rtol=RTOL)
 
 
 def test_icl_is_bic_plus_twice_the_entropy():
@@ -189,16 +190,18 @@ def test_icl_is_bic_plus_twice_the_entropy():
     theta = mv.em(X, 3, covariance_type="tied", random_state=0, **FIXED).theta
     gm = sklearn_mixture(theta)
     gamma = gm.predict_proba(X)
-    assert_allclose(mv.icl(X, theta), gm.bic(X) + 2 * entr(gamma).sum(), rtol=RTOL)
+    assert_allclose(
+        selection.icl(X, theta), gm.bic(X) + 2 * entr(gamma).sum(), rtol=RTOL
+    )
     hard = -np.log(gamma.max(axis=1)).sum()
-    assert_allclose(mv.icl(X, theta, "map"), gm.bic(X) + 2 * hard, rtol=RTOL)
+    assert_allclose(selection.icl(X, theta, "map"), gm.bic(X) + 2 * hard, rtol=RTOL)
 
 
 def test_select_finds_three_clusters():
     rng = np.random.default_rng(3)
     centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
     data = np.concatenate([c + rng.normal(size=(40, 2)) for c in centres])
-    result = mv.select(
+    result = selection.select(
         data, range(1, 5), ("full", "spherical"), random_state=0, tol=1e-6
     )
     assert result.n_components == 3
@@ -208,14 +211,14 @@ def test_select_finds_three_clusters():
     assert len(table) == 8
     best = table[(result.covariance_type, 3)]
     assert best.criterion == min(r.criterion for r in result.table)
-    assert_allclose(best.criterion, mv.bic(data, result.fit.theta), rtol=RTOL)
+    assert_allclose(best.criterion, selection.bic(data, result.fit.theta), rtol=RTOL)
 
 
 def test_select_records_failed_fits():
     # Three distinct points, each twice: K = 3 puts a component on each pair,
     # whose covariance is singular; K = 7 > N = 6 cannot be fitted at all.
     data = np.repeat([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], 2, axis=0)
-    result = mv.select(data, [1, 3, 7], ("full",), random_state=0)
+    result = selection.select(data, [1, 3, 7], ("full",), random_state=0)
     rows = {r.n_components: r for r in result.table}
     assert rows[1].error is None
     assert result.n_components == 1
@@ -227,8 +230,8 @@ def test_select_records_failed_fits():
 
 def test_select_refuses_bad_arguments():
     with pytest.raises(ValueError, match="criterion must be one of"):
-        mv.select(X, [1], criterion="BIC")
+        selection.select(X, [1], criterion="BIC")
     with pytest.raises(ValueError, match="covariance_type must be one of"):
-        mv.select(X, [1], ("VVV",))
+        selection.select(X, [1], ("VVV",))
     with pytest.raises(ValueError, match="every fit of the grid failed"):
-        mv.select(X[:2], [3])
+        selection.select(X[:2], [3])
