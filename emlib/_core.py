@@ -176,7 +176,8 @@ def run_em(
         l_0, l_1, ...: "gain" stops when l_i - l_{i-1} < tol * N; "aitken"
         when Aitken's estimate of l* - l_i (:func:`aitken_distance`) is below
         tol * N, which on a slowly converging (rate c near 1) run is larger
-        than the gain by the factor c / (1 - c).
+        than the gain by the factor c / (1 - c). It assumes a linear rate,
+        as plain EM has; SQUAREM's gains are not geometric.
     to_vector, from_vector : callable, optional
         The model's parametrisation, for SQUAREM: ``to_vector(theta)`` -> a
         1-D float array, and ``from_vector(vector, like=theta)`` -> the

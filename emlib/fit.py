@@ -142,7 +142,9 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     stop : {"gain", "aitken"}, default "gain"
         "gain": stop when an iteration gains less than ``tol * N``.
         "aitken": when Aitken's estimate of the distance to the limit,
-        l* - l_i (:func:`emlib.aitken_limit`), is below ``tol * N``.
+        l* - l_i (:func:`emlib.aitken_limit`), is below ``tol * N``; it
+        assumes EM's linear convergence, so use it with plain EM (SQUAREM's
+        gains are not geometric and can make it stop early).
 
     Returns
     -------
