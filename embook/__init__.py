@@ -15,4 +15,7 @@ numpy-only library under test; this package holds the book's plumbing:
   rounding; numpy only.
 - :mod:`embook.mixture_plots`: the mixture density as numbers and drawn over
   a histogram; numpy and matplotlib.
+- :mod:`embook.mixture_reference`: the 1-D mixture's log-likelihood,
+  responsibilities and information matrices (numerical Hessians) computed
+  without emlib, the reference the notebooks check emlib against; numpy only.
 """

@@ -76,7 +76,7 @@ def test_notebook_is_stored_executed_in_order(path):
 def test_readme_quick_start_names_the_make_targets():
     readme = (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("lab", "test", "bench", "html"):
+    for target in ("lab", "test", "bench", "mutate", "html"):
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
@@ -95,6 +95,19 @@ def test_book_contents_readme_and_notebooks_agree():
     notebooks = [path.stem for path in NOTEBOOKS]
     assert book_toc() == notebooks
     assert readme_reading_table() == notebooks
+
+
+def overview_reading_map():
+    """The notebook names of the overview's reading map, in order."""
+    cells = json.loads((ROOT / "notebooks" / "00-overview.ipynb").read_text())["cells"]
+    (text,) = [
+        "".join(c["source"]) for c in cells if "## Reading map" in "".join(c["source"])
+    ]
+    return re.findall(r"^\| `([0-9][0-9]-[^`]+)` \|", text, flags=re.MULTILINE)
+
+
+def test_overview_reading_map_lists_the_book_in_order():
+    assert overview_reading_map() == book_toc()
 
 
 def test_make_lab_installs_the_quiet_lab_settings():
