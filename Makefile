@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py
 	$(BIN)/python benchmarks/bench_multivariate.py
 	$(BIN)/python benchmarks/bench_dask.py
+	$(BIN)/python benchmarks/bench_accelerate.py
 	$(BIN)/python benchmarks/bench_hmm.py
 
 # Mutation testing (tools/mutate.py; not part of `make test`, it takes hours

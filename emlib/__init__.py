@@ -22,7 +22,7 @@ from emlib import (
     selection,
     three_coins,
 )
-from emlib._core import ConvergenceWarning, EMResult
+from emlib._core import ConvergenceWarning, EMResult, aitken_limit
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import em, initial_theta
 from emlib.gaussian import gaussian_kl
@@ -41,6 +41,7 @@ __all__ = [
     "ConvergenceWarning",
     "EMResult",
     "IncrementalEM",
+    "aitken_limit",
     "conditional_m_step",
     "diffusion",
     "e_step",
