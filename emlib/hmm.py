@@ -96,6 +96,13 @@ def _read_only_stochastic(name, values, ndim, what):
     return read_only(arr)
 
 
+def _format_array(a):
+    """A 1-D or 2-D array as nested lists of 6-significant-digit numbers."""
+    if a.ndim == 1:
+        return "[" + ", ".join(f"{v:.6g}" for v in a) + "]"
+    return "[" + ", ".join(_format_array(row) for row in a) + "]"
+
+
 @dataclass(frozen=True, eq=False)
 class HMM(Parameters):
     """Parameters lambda = (pi, A, B) of a categorical hidden Markov model.
@@ -161,11 +168,7 @@ class HMM(Parameters):
         return self.emission.shape[1]
 
     def __repr__(self):
-        def fmt(a):
-            if a.ndim == 1:
-                return "[" + ", ".join(f"{v:.6g}" for v in a) + "]"
-            return "[" + ", ".join(fmt(row) for row in a) + "]"
-
+        fmt = _format_array
         return (
             f"HMM(start={fmt(self.start)}, transition={fmt(self.transition)}, "
             f"emission={fmt(self.emission)})"
@@ -259,11 +262,7 @@ class GaussianHMM(Parameters):
         return self.means.shape[1]
 
     def __repr__(self):
-        def fmt(a):
-            if a.ndim == 1:
-                return "[" + ", ".join(f"{v:.6g}" for v in a) + "]"
-            return "[" + ", ".join(fmt(row) for row in a) + "]"
-
+        fmt = _format_array
         return (
             f"GaussianHMM(start={fmt(self.start)}, "
             f"transition={fmt(self.transition)}, means={fmt(self.means)}, "
