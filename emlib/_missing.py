@@ -115,6 +115,8 @@ class Patterns:
     ----------
     X : ndarray, shape (N, D)
         NaN marks a missing value. Rows entirely NaN are dropped.
+    sample_weight : ndarray, shape (N,) or None
+        Validated weights w_j >= 0 (row j counts w_j times), or None for 1.
 
     Attributes
     ----------
@@ -122,12 +124,12 @@ class Patterns:
         ``observed`` and ``missing`` index arrays (o and m, together
         0..D-1); ``rows`` the row numbers in X, shape (n_p,); ``values``
         x_o of those rows transposed, shape (|o|, n_p).
-    n_rows : int
-        The number of rows observing at least one coordinate: the N of the
-        stopping rule tol * N.
+    n_rows : float
+        The (weighted) number of rows observing at least one coordinate: the
+        N of the stopping rule tol * N.
     """
 
-    def __init__(self, X):
+    def __init__(self, X, sample_weight=None):
         self.n_features = X.shape[1]
         observed = ~np.isnan(X)
         masks, inverse = np.unique(observed, axis=0, return_inverse=True)
@@ -138,7 +140,8 @@ class Patterns:
             rows = np.flatnonzero(inverse.ravel() == p)
             o, m = np.flatnonzero(mask), np.flatnonzero(~mask)
             self.groups.append((o, m, rows, np.ascontiguousarray(X[rows][:, o].T)))
-        self.n_rows = sum(group[2].size for group in self.groups)
+        self.weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+        self.n_rows = sum(self.weights[group[2]].sum() for group in self.groups)
 
     def _conditionals(self, theta, sigma, o, m):
         """Per component: log normaliser of x_o, U_k, B_k and C_k for one pattern.
@@ -193,14 +196,15 @@ class Patterns:
         return dev, log_joint, peak
 
     def log_likelihood(self, theta):
-        """log P(X_obs | theta), the observed-data log-likelihood (a sum over rows)."""
+        """log P(X_obs | theta), the observed-data log-likelihood, sum_j w_j (...)."""
         sigma, total = theta.full_covariances(), 0.0
         for o, m, rows, values in self.groups:
             log_norm, u, _, _ = self._conditionals(theta, sigma, o, m)
             _, log_joint, peak = self._log_joint(
                 theta.means, log_norm, u, o, values, rows
             )
-            total += (peak + np.log(np.exp(log_joint - peak).sum(axis=0))).sum()
+            row_terms = peak + np.log(np.exp(log_joint - peak).sum(axis=0))
+            total += self.weights[rows] @ row_terms
         return float(total)
 
     def e_pass(self, theta):
@@ -212,7 +216,7 @@ class Patterns:
             log P(X_obs | theta).
         moments : multivariate._Moments
             Counts n_k, means and scatter of the completed rows x-hat_jk under
-            gamma_jk, the scatter including sum_j gamma_jk C_jk.
+            w_j gamma_jk, the scatter including sum_j w_j gamma_jk C_jk.
         """
         k, d = theta.n_components, self.n_features
         sigma = theta.full_covariances()
@@ -225,8 +229,8 @@ class Patterns:
             )
             gamma = np.exp(log_joint - peak)
             total = gamma.sum(axis=0)
-            log_lik += (peak + np.log(total)).sum()
-            gamma /= total
+            log_lik += self.weights[rows] @ (peak + np.log(total))
+            gamma *= self.weights[rows] / total  # w_j gamma-hat_jk
             # x-hat_jk - mu_k: x_o - mu_o observed, B_k (x_o - mu_o) missing.
             completed = np.empty((k, d, values.shape[1]))
             completed[:, o] = dev

@@ -9,7 +9,13 @@ uses them.
 
 import numpy as np
 
-from emlib._checks import as_observations, check_n_components, is_dask_array, is_int
+from emlib._checks import (
+    as_observations,
+    as_sample_weight,
+    check_n_components,
+    is_dask_array,
+    is_int,
+)
 from emlib._core import EMResult, run_em
 from emlib._statistics import (
     Statistics,
@@ -59,7 +65,7 @@ def initial_theta(y, n_components):
     return GMM(np.full(k, 1.0 / k), means, np.full(k, variance))
 
 
-def em(y, init, *, tol=1e-10, max_iter=1000):
+def em(y, init, *, sample_weight=None, tol=1e-10, max_iter=1000):
     """Fit a 1-D Gaussian mixture by expectation-maximisation.
 
     Parameters
@@ -72,13 +78,20 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         equals the in-memory fit up to the order of floating-point summation.
     init : GMM or int
         The start theta^(0), or a number of components K, in which case the
-        start is :func:`initial_theta` ``(y, K)``. A Dask array needs a GMM:
-        exact quantiles would need the whole array in memory (fit a sample
-        with ``initial_theta`` for a start).
+        start is :func:`initial_theta` ``(y, K)`` (with ``sample_weight``:
+        of the points of positive weight). A Dask array needs a GMM: exact
+        quantiles would need the whole array in memory (fit a sample with
+        ``initial_theta`` for a start).
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: EM maximises sum_j w_j log P(y_j | theta), so
+        an integer w_j counts y_j w_j times, w_j = 0 drops it, and scaling
+        every w_j by c > 0 changes nothing (the tolerance below scales with
+        it). Not supported for a Dask array.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N`` (a per-point gain below tol). With ``tol=0`` exactly
-        ``max_iter`` iterations run (unless the log-likelihood falls).
+        ``tol * N`` (a per-point gain below tol; N = sum_j w_j with
+        ``sample_weight``). With ``tol=0`` exactly ``max_iter`` iterations
+        run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
 
@@ -98,14 +111,23 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         On bad input (for a Dask array: with the global index of the first
         bad point), or when a component collapses onto a point or empties.
     """
+    weights = None
     if is_dask_array(y):
+        if sample_weight is not None:
+            raise ValueError(
+                "sample_weight is not supported with a Dask array y; fit in "
+                "memory (y.compute()) or pass sample_weight=None."
+            )
         from emlib import _dask  # Dask is optional: imported only when used
 
         y, statistics = _dask.prepare(y, init)
     else:
         y = as_observations(y)
+        weights = as_sample_weight(sample_weight, y.size)
         if is_int(init):
-            init = initial_theta(y, init)
+            # The start sees which points count, not how much: so zero weight
+            # is dropping the point, and scaling the weights changes nothing.
+            init = initial_theta(y if weights is None else y[weights > 0], init)
         statistics = chunk_statistics
     if not isinstance(init, GMM):
         raise TypeError(
@@ -115,9 +137,12 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
     check_n_components(init.n_components, y.size)
 
     def e_pass(theta):
-        stats = statistics(y, theta)
+        stats = (
+            statistics(y, theta)
+            if weights is None
+            else statistics(y, theta, sample_weight=weights)
+        )
         return stats.log_lik, stats
 
-    return run_em(
-        e_pass, m_step_from_statistics, init, n=y.size, tol=tol, max_iter=max_iter
-    )
+    n = y.size if weights is None else weights.sum()
+    return run_em(e_pass, m_step_from_statistics, init, n=n, tol=tol, max_iter=max_iter)

@@ -409,7 +409,7 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
 
 
 def fit(X, init, *, tol=1e-10, max_iter=1000):
-    """Train the linear VAE by curvature-scaled gradient ascent on the exact ELBO.
+    """Train the linear VAE by block coordinate ascent on the exact ELBO.
 
     Parameters
     ----------
@@ -437,14 +437,16 @@ def fit(X, init, *, tol=1e-10, max_iter=1000):
 
     Notes
     -----
-    Each step moves the parameters (W, mean, log sigma^2, V, c, log s^2),
-    with c = b + V xbar, along the exact gradient multiplied by the inverse of
-    each block's own curvature (see ``_ascent_direction``; for the
-    variances, the log of the ratio of the block's maximiser to the current
-    value, so that no step overshoots from a bad start). Plain gradient
-    ascent converges too, but slowly: on iris (q = 2) the ELBO's Hessian per
-    point has a condition number of about 2e4, and with a fixed step it needs
-    some 20,000 steps to bring W W^T + sigma^2 I within 1e-3 of the maximum,
+    Each step moves every parameter block (W and the mean, log sigma^2, V
+    and c = b + V xbar, log s^2) at once towards that block's own maximiser
+    with the others held (see ``_ascent_direction``): block coordinate ascent
+    in its simultaneous (Jacobi) form, with step halving. For the variances
+    the step is the log of the ratio of the block's maximiser to the current
+    value, so that no step overshoots from a bad start. Plain gradient ascent
+    converges too, but slowly: on iris (q = 2) the ELBO's Hessian per point
+    at the maximum has a condition number of about 3.4e5
+    (notebooks/80-ppca-to-vae.ipynb, section 5), so a fixed step needs
+    hundreds of thousands of steps per decimal digit,
     where this takes a few hundred. The step length is 1, halved until
     the ELBO does not decrease by more than its rounding, 1e-13 |ELBO| (at
     most 50 halvings; then the fit stops as converged). The iteration,

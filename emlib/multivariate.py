@@ -41,6 +41,7 @@ from emlib._checks import (
     as_generator,
     as_real_array,
     as_responsibilities,
+    as_sample_weight,
     check_int,
     check_magnitude,
     check_n_components,
@@ -382,29 +383,34 @@ def _log_joint(X, theta):
     return out
 
 
-def log_likelihood(X, theta):
-    """log P(X | theta) = sum_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
+def log_likelihood(X, theta, sample_weight=None):
+    """log P(X | theta) = sum_j w_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
 
-    A sum over the N points, not a mean. With NaN entries (values missing at
-    random) it is the observed-data log-likelihood: each row's term uses the
-    marginal density of its observed coordinates, N(x_o | mu_k,o,
-    Sigma_k,oo); a row with every value missing contributes 0.
+    A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
+    With NaN entries (values missing at random) it is the observed-data
+    log-likelihood: each row's term uses the marginal density of its observed
+    coordinates, N(x_o | mu_k,o, Sigma_k,oo); a row with every value missing
+    contributes 0.
 
     Parameters
     ----------
     X : array_like, shape (N, D)
         NaN marks a missing value; no column may be entirely NaN.
     theta : GMM
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: row j counts w_j times.
 
     Returns
     -------
     float
     """
     X = as_points(X, allow_missing=True)
+    w = as_sample_weight(sample_weight, X.shape[0])
     _check_theta(theta, X.shape[1])
     if np.isnan(X).any():
-        return _missing.Patterns(X).log_likelihood(theta)
-    return float(log_sum_exp_rows(_log_joint(X, theta)).sum())
+        return _missing.Patterns(X, w).log_likelihood(theta)
+    log_p = log_sum_exp_rows(_log_joint(X, theta))
+    return float(log_p.sum() if w is None else w @ log_p)
 
 
 def e_step(X, theta):
@@ -613,7 +619,7 @@ def _check_not_singular(means, covariances, covariance_type):
             )
 
 
-def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
+def m_step(X, gamma, covariance_type="full", reg_covar=0.0, sample_weight=None):
     """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
 
     .. math::
@@ -623,7 +629,9 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
         \\hat\\Sigma_k = \\frac{\\sum_j \\gamma_{jk} (x_j - \\hat\\mu_k)
                                 (x_j - \\hat\\mu_k)^T}{n_k} + c I
 
-    with n_k = sum_j gamma_jk and c = ``reg_covar``. "diag" keeps the diagonal
+    with n_k = sum_j gamma_jk and c = ``reg_covar``; with ``sample_weight``
+    every gamma_jk becomes w_j gamma_jk and N becomes sum_j w_j (derived in
+    notebooks/66-weights-and-model-selection.ipynb). "diag" keeps the diagonal
     of Sigma-hat_k, "spherical" the mean of that diagonal, "tied" the single
     matrix sum_k n_k Sigma-hat_k / N (then + c I); derived in
     notebooks/60-multivariate-gmm.ipynb.
@@ -636,6 +644,8 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0, added to each variance as scikit-learn's ``reg_covar`` is.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0 (default: every w_j = 1).
 
     Returns
     -------
@@ -648,6 +658,9 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     """
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
+    w = as_sample_weight(sample_weight, X.shape[0])
+    if w is not None:
+        gamma *= w[:, None]  # w_j gamma_jk (gamma is a validated copy)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
     k, d = gamma.shape[1], X.shape[1]
@@ -852,7 +865,7 @@ def initial_theta(
     return GMM(weights, means, covariances, covariance_type)
 
 
-def _e_pass(Xt, theta):
+def _e_pass(Xt, theta, sample_weight=None):
     """E-step at theta fused with the M-step's moments, over blocks of points.
 
     Parameters
@@ -860,6 +873,8 @@ def _e_pass(Xt, theta):
     Xt : ndarray, shape (D, N)
         The data transposed (each coordinate contiguous).
     theta : GMM
+    sample_weight : ndarray, shape (N,), optional
+        Validated w_j: log P and the moments weight point j by w_j.
 
     Returns
     -------
@@ -902,8 +917,13 @@ def _e_pass(Xt, theta):
         w -= peak
         np.exp(w, out=w)
         total = w.sum(axis=0)
-        log_lik += peak.sum() + np.log(total).sum()
         w /= total  # gamma_jk
+        if sample_weight is None:
+            log_lik += peak.sum() + np.log(total).sum()
+        else:
+            wb = sample_weight[start : start + block]
+            log_lik += wb @ (peak + np.log(total))  # sum_j w_j log P(x_j)
+            w *= wb  # w_j gamma_jk
         moments.add(w, dv)
     return float(log_lik), moments
 
@@ -918,6 +938,7 @@ def em(
     max_iter=1000,
     n_init=1,
     random_state=None,
+    sample_weight=None,
 ):
     """Fit a D-dimensional Gaussian mixture by expectation-maximisation.
 
@@ -937,19 +958,20 @@ def em(
         The start theta^(0) (its ``covariance_type`` must be the one asked
         for), or a number of components K, in which case the start is
         :func:`initial_theta` ``(X, K, covariance_type, reg_covar=reg_covar,
-        random_state=...)``. With missing values that start is fitted to the
-        rows observing something, each NaN replaced by its column's observed
-        mean (always defined, where the complete rows may be fewer than K or
-        none; mean imputation shrinks the spread, which only the start sees:
-        EM then maximises the observed-data likelihood).
+        random_state=...)`` (with ``sample_weight``: of the rows of positive
+        weight). With missing values that start is fitted to the rows
+        observing something, each NaN replaced by its column's observed mean
+        (always defined, where the complete rows may be fewer than K or none;
+        mean imputation shrinks the spread, which only the start sees: EM
+        then maximises the observed-data likelihood).
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0 added to every variance in each M-step (scikit-learn's
         ``reg_covar``; its default there is 1e-6).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
-        (unless the log-likelihood falls).
+        ``tol * N`` (N = sum_j w_j with ``sample_weight``). With ``tol=0``
+        exactly ``max_iter`` iterations run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
     n_init : int, default 1
@@ -959,6 +981,10 @@ def em(
     random_state : int, numpy.random.Generator or None, default None
         The starts' randomness (one stream for all ``n_init`` starts); unused
         with a GMM ``init``.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: EM maximises sum_j w_j log P(x_j | theta), so an
+        integer w_j counts row j w_j times (from the same start), w_j = 0
+        drops it, and scaling every w_j by c > 0 changes nothing.
 
     Returns
     -------
@@ -983,6 +1009,7 @@ def em(
     X = as_points(X, allow_missing=True)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
+    weights = as_sample_weight(sample_weight, X.shape[0])
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
         check_n_components(init.n_components, X.shape[0])
@@ -1001,7 +1028,10 @@ def em(
     elif is_int(init):
         rng = as_generator(random_state)
         check_stopping_rule(tol, max_iter)
-        start_data = _missing.mean_imputed(X)  # X itself when nothing is missing
+        # The start sees which rows count, not how much (see sample_weight),
+        # and NaN filled by column means (X itself when nothing is missing).
+        counted = X if weights is None else X[weights > 0]
+        start_data = _missing.mean_imputed(counted)
         fits = [
             em(
                 X,
@@ -1016,6 +1046,7 @@ def em(
                 reg_covar=reg_covar,
                 tol=tol,
                 max_iter=max_iter,
+                sample_weight=weights,
             )
             for _ in range(check_int(n_init, "n_init"))
         ]
@@ -1026,11 +1057,12 @@ def em(
             f"components K (int), got {type(init).__name__}."
         )
     if np.isnan(X).any():
-        patterns = _missing.Patterns(X)
+        patterns = _missing.Patterns(X, weights)
         e_pass, n = patterns.e_pass, patterns.n_rows
     else:
         Xt = np.ascontiguousarray(X.T)
-        e_pass, n = (lambda theta: _e_pass(Xt, theta)), X.shape[0]
+        e_pass = lambda theta: _e_pass(Xt, theta, weights)  # noqa: E731
+        n = X.shape[0] if weights is None else weights.sum()
 
     def m_step_from_moments(theta, moments):
         # The E-pass took deviations about r_k = mu_k, theta's means.
@@ -1044,3 +1076,8 @@ def em(
         tol=tol,
         max_iter=max_iter,
     )
+
+
+# Choosing K and the covariance type lives in emlib.selection (it fits this
+# module's em over a grid); re-exported here, where a user of em looks for it.
+from emlib.selection import aic, bic, icl, n_parameters, select  # noqa: E402, F401

@@ -76,7 +76,7 @@ def test_notebook_is_stored_executed_in_order(path):
 def test_readme_quick_start_names_the_make_targets():
     readme = (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("lab", "test", "bench", "html"):
+    for target in ("lab", "test", "bench", "mutate", "html"):
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()

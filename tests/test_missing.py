@@ -161,3 +161,13 @@ def test_nan_outside_em_and_log_likelihood_is_refused():
         mv.e_step(X, theta)
     with pytest.raises(ValueError, match="X contains NaN"):
         mv.initial_theta(X, 1)
+
+
+def test_integer_weights_are_repeated_rows_with_missing_values():
+    X, _ = two_clusters(40, 2, seed=8, fraction=0.3)
+    counts = np.random.default_rng(8).integers(0, 3, size=len(X))
+    start = mv.initial_theta(mean_imputed_by_hand(X), 2, random_state=0)
+    weighted = mv.em(X, start, tol=0, max_iter=5, sample_weight=counts)
+    repeated = mv.em(np.repeat(X, counts, axis=0), start, tol=0, max_iter=5)
+    assert_allclose(weighted.log_likelihoods, repeated.log_likelihoods, rtol=1e-12)
+    assert_allclose(weighted.theta.covariances, repeated.theta.covariances, rtol=1e-10)
