@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emlib import _missing
 from emlib._checks import (
     SUM_TOL,
     Parameters,
@@ -79,15 +80,18 @@ _BLOCK_ELEMENTS = 2**16
 # ---------------------------------------------------------------------------
 
 
-def as_points(X):
+def as_points(X, *, allow_missing=False):
     """Validate data ``X``: shape (N, D), finite, N >= 1, D >= 1.
+
+    With ``allow_missing``, NaN entries are accepted as missing values
+    (emlib._missing), provided every column has an observed value.
 
     Returns
     -------
     ndarray, shape (N, D)
         A float64 copy.
     """
-    arr = as_real_array(X, "X")
+    arr = _missing.as_real_array_with_nan(X) if allow_missing else as_real_array(X, "X")
     if arr.ndim == 1:
         raise ValueError(
             f"X must be 2-D, one row per observation, shape (N, D); got a 1-D "
@@ -101,8 +105,10 @@ def as_points(X):
             f"X has shape {arr.shape}; EM needs at least one observation (N >= 1) "
             "of at least one coordinate (D >= 1)."
         )
+    if allow_missing:
+        _missing.check_no_empty_column(arr)
     check_magnitude(
-        np.abs(arr).max(), "X", "divide each column by its standard deviation"
+        np.nanmax(np.abs(arr)), "X", "divide each column by its standard deviation"
     )
     return arr
 
@@ -381,10 +387,15 @@ def log_likelihood(X, theta, sample_weight=None):
     """log P(X | theta) = sum_j w_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
 
     A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
+    With NaN entries (values missing at random) it is the observed-data
+    log-likelihood: each row's term uses the marginal density of its observed
+    coordinates, N(x_o | mu_k,o, Sigma_k,oo); a row with every value missing
+    contributes 0.
 
     Parameters
     ----------
     X : array_like, shape (N, D)
+        NaN marks a missing value; no column may be entirely NaN.
     theta : GMM
     sample_weight : array_like, shape (N,), optional
         w_j >= 0, not all 0: row j counts w_j times.
@@ -403,9 +414,11 @@ def log_likelihood(X, theta, sample_weight=None):
     >>> print(f"{multivariate.log_likelihood(X, theta):.6f}")
     -15.522000
     """
-    X = as_points(X)
+    X = as_points(X, allow_missing=True)
     w = as_sample_weight(sample_weight, X.shape[0])
     _check_theta(theta, X.shape[1])
+    if np.isnan(X).any():
+        return _missing.Patterns(X, w).log_likelihood(theta)
     log_p = log_sum_exp_rows(_log_joint(X, theta))
     return float(log_p.sum() if w is None else w @ log_p)
 
@@ -1051,12 +1064,25 @@ def em(
     Parameters
     ----------
     X : array_like, shape (N, D)
+        NaN marks a value missing at random (every covariance type): the
+        E-step then takes each row's responsibilities from the marginal
+        density of its observed coordinates and completes the sufficient
+        statistics with the conditional mean and covariance of the missing
+        ones given the observed (emlib._missing; derived in
+        notebooks/65-missing-data.ipynb), and ``log_likelihoods`` are
+        observed-data log-likelihoods. A row with every value missing carries
+        no information and is dropped; a column with no observed value is
+        refused.
     init : GMM or int
         The start theta^(0) (its ``covariance_type`` must be the one asked
         for), or a number of components K, in which case the start is
         :func:`initial_theta` ``(X, K, covariance_type, reg_covar=reg_covar,
         random_state=...)`` (with ``sample_weight``: of the rows of positive
-        weight).
+        weight). With missing values that start is fitted to the rows
+        observing something, each NaN replaced by its column's observed mean
+        (always defined, where the complete rows may be fewer than K or none;
+        mean imputation shrinks the spread, which only the start sees: EM
+        then maximises the observed-data likelihood).
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0 added to every variance in each M-step (scikit-learn's
@@ -1118,7 +1144,7 @@ def em(
     [[0.0667 0.1   ]
      [2.0333 2.0667]]
     """
-    X = as_points(X)
+    X = as_points(X, allow_missing=True)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
     weights = as_sample_weight(sample_weight, X.shape[0])
@@ -1140,13 +1166,15 @@ def em(
     elif is_int(init):
         rng = as_generator(random_state)
         check_stopping_rule(tol, max_iter)
-        # The start sees which rows count, not how much (see sample_weight).
+        # The start sees which rows count, not how much (see sample_weight),
+        # and NaN filled by column means (X itself when nothing is missing).
         counted = X if weights is None else X[weights > 0]
+        start_data = _missing.mean_imputed(counted)
         fits = [
             em(
                 X,
                 initial_theta(
-                    counted,
+                    start_data,
                     init,
                     covariance_type,
                     reg_covar=reg_covar,
@@ -1168,17 +1196,23 @@ def em(
             "init must be an emlib.multivariate.GMM start or a number of "
             f"components K (int), got {type(init).__name__}."
         )
-    Xt = np.ascontiguousarray(X.T)
+    if np.isnan(X).any():
+        patterns = _missing.Patterns(X, weights)
+        e_pass, n = patterns.e_pass, patterns.n_rows
+    else:
+        Xt = np.ascontiguousarray(X.T)
+        e_pass = lambda theta: _e_pass(Xt, theta, weights)  # noqa: E731
+        n = X.shape[0] if weights is None else weights.sum()
 
     def m_step_from_moments(theta, moments):
         # The E-pass took deviations about r_k = mu_k, theta's means.
         return _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
 
     return run_em(
-        lambda theta: _e_pass(Xt, theta, weights),
+        e_pass,
         m_step_from_moments,
         theta,
-        n=X.shape[0] if weights is None else weights.sum(),
+        n=n,
         tol=tol,
         max_iter=max_iter,
         accelerate=accelerate,

@@ -280,7 +280,8 @@ def good_theta(covariance_type="full"):
         (np.arange(5.0), ValueError, r"pass a column.*\(N, 1\)"),
         (np.zeros((2, 2, 2)), ValueError, r"shape \(N, D\)"),
         (np.zeros((0, 2)), ValueError, "at least one observation"),
-        (np.array([[0.0, np.nan]]), ValueError, "NaN or infinite"),
+        # NaN is a missing value for em and log_likelihood (test_missing.py).
+        (np.array([[0.0, np.inf]]), ValueError, "infinite values"),
         (np.array([["a", "b"]]), TypeError, "real numbers"),
         (np.array([[1e200, 0.0]]), ValueError, "rescale X"),
     ],
