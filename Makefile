@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py
 	$(BIN)/python benchmarks/bench_multivariate.py
 	$(BIN)/python benchmarks/bench_dask.py
+	$(BIN)/python benchmarks/bench_accelerate.py
 
 # The notebooks, with their stored outputs, as a book readable offline:
 # open build/html/index.html. Sphinx + MyST-NB, configured in book/conf.py;

@@ -12,7 +12,7 @@ the notebooks, which check it against this library on data.
 """
 
 from emlib import diffusion, hmm, linear_vae, multivariate, ppca, three_coins
-from emlib._core import ConvergenceWarning, EMResult
+from emlib._core import ConvergenceWarning, EMResult, aitken_limit
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import em, initial_theta
 from emlib.gaussian import gaussian_kl
@@ -31,6 +31,7 @@ __all__ = [
     "ConvergenceWarning",
     "EMResult",
     "IncrementalEM",
+    "aitken_limit",
     "conditional_m_step",
     "diffusion",
     "e_step",

@@ -313,6 +313,15 @@ def check_stopping_rule(tol, max_iter):
     check_int(max_iter, "max_iter")
 
 
+def check_choice(value, choices, name):
+    """Validate an option: ``value`` must be one of ``choices`` (compared by ==)."""
+    if not (value is None or isinstance(value, str)) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}."
+        )
+    return value
+
+
 def is_int(value):
     """True for a Python or numpy integer, False for a bool: an ``init`` that
     is a number of components rather than a parameter object."""

@@ -694,7 +694,70 @@ def initial_theta(obs, n_states, *, n_symbols=None, random_state=None):
     )
 
 
-def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
+def theta_to_vector(hmm):
+    """lambda = (pi, A, B) as the flat vector SQUAREM extrapolates.
+
+    The probabilities themselves, each distribution on its simplex: an
+    extrapolation is an affine combination of iterates (its coefficients sum
+    to 1), so every row keeps its sum 1 and every zero stays zero (an
+    impossible transition or emission stays impossible, as in EM); only the
+    signs need the check :func:`vector_to_theta` makes. (Log probabilities
+    would make the signs free but send EM's zeros to -inf.)
+
+    Parameters
+    ----------
+    hmm : HMM
+
+    Returns
+    -------
+    ndarray, shape (S + S S + S M,)
+    """
+    return np.concatenate([hmm.start, hmm.transition.ravel(), hmm.emission.ravel()])
+
+
+def vector_to_theta(vector, like):
+    """The HMM of a :func:`theta_to_vector` vector.
+
+    Parameters
+    ----------
+    vector : ndarray, shape (S + S S + S M,)
+    like : HMM
+        An HMM with the same S and M.
+
+    Returns
+    -------
+    HMM
+        Each distribution divided by its sum (which differs from 1 only by
+        the rounding of the extrapolation).
+
+    Raises
+    ------
+    ValueError
+        If a probability is negative (the vector lies outside the simplex).
+    """
+    n_states, n_symbols = like.emission.shape
+    start, transition, emission = np.split(
+        vector, [n_states, n_states * (n_states + 1)]
+    )
+    transition = transition.reshape(n_states, n_states)
+    emission = emission.reshape(n_states, n_symbols)
+    return HMM(
+        start / start.sum(),
+        transition / transition.sum(axis=1, keepdims=True),
+        emission / emission.sum(axis=1, keepdims=True),
+    )
+
+
+def em(
+    obs,
+    init,
+    *,
+    tol=1e-10,
+    max_iter=1000,
+    random_state=None,
+    accelerate=None,
+    stop="gain",
+):
     """Fit a categorical HMM by the Baum-Welch algorithm (EM).
 
     Each iteration computes gamma and xi at lambda^(i) and sets
@@ -728,6 +791,12 @@ def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
         Maximum number of iterations (>= 1).
     random_state : None, int or numpy.random.Generator, default None
         For the start drawn when ``init`` is an int; unused otherwise.
+    accelerate : {None, "squarem"}, default None
+        "squarem": SQUAREM with the monotonicity safeguard, extrapolating the
+        probabilities on their simplices (:func:`theta_to_vector`); as in
+        :func:`emlib.em`.
+    stop : {"gain", "aitken"}, default "gain"
+        The stopping rule, as in :func:`emlib.em`.
 
     Returns
     -------
@@ -778,6 +847,10 @@ def em(obs, init, *, tol=1e-10, max_iter=1000, random_state=None):
         n=sum(seq.size for seq in sequences),
         tol=tol,
         max_iter=max_iter,
+        accelerate=accelerate,
+        stop=stop,
+        to_vector=theta_to_vector,
+        from_vector=vector_to_theta,
     )
 
 

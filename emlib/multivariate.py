@@ -840,6 +840,85 @@ def initial_theta(
     return GMM(weights, means, covariances, covariance_type)
 
 
+def theta_to_vector(theta):
+    """theta as the flat vector SQUAREM extrapolates.
+
+    (alpha, mu, covariance coordinates), where the covariance coordinates
+    are, for "full" and "tied", the lower Cholesky factor L of each Sigma
+    (Sigma = L L^T) with its diagonal replaced by log L_ii, row by row; for
+    "diag" and "spherical", the log variances. Every real vector maps back
+    to symmetric positive definite covariances (L with a positive diagonal
+    is invertible), so the extrapolation cannot leave the cone through them,
+    and the map is one to one (the Cholesky factor with positive diagonal is
+    unique). The weights stay on the simplex: an extrapolation is an affine
+    combination of iterates (its coefficients sum to 1), so it keeps
+    sum_k alpha_k = 1, and only alpha_k >= 0 needs the check
+    :func:`vector_to_theta` makes.
+
+    Parameters
+    ----------
+    theta : GMM
+
+    Returns
+    -------
+    ndarray, shape (K + K D + C,)
+        C = K D (D + 1) / 2 ("full"), D (D + 1) / 2 ("tied"), K D ("diag"),
+        K ("spherical").
+    """
+    cov_type = theta.covariance_type
+    if cov_type in ("diag", "spherical"):
+        covariance = np.log(theta.covariances).ravel()
+    else:
+        sigma = theta.covariances[None] if cov_type == "tied" else theta.covariances
+        chol = np.linalg.cholesky(sigma)
+        rows, cols = np.tril_indices(theta.n_features)
+        diagonal = rows == cols
+        lower = chol[:, rows, cols]
+        lower[:, diagonal] = np.log(lower[:, diagonal])
+        covariance = lower.ravel()
+    return np.concatenate([theta.weights, theta.means.ravel(), covariance])
+
+
+def vector_to_theta(vector, like):
+    """The GMM of a :func:`theta_to_vector` vector.
+
+    Parameters
+    ----------
+    vector : ndarray, shape (K + K D + C,)
+    like : GMM
+        A mixture with the same K, D and covariance type.
+
+    Returns
+    -------
+    GMM
+        Its weights divided by their sum (which differs from 1 only by the
+        rounding of the extrapolation).
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative, or a covariance overflows or is too close
+        to singular for the GMM constructor (the vector lies outside the
+        parameter space).
+    """
+    k, d, cov_type = like.n_components, like.n_features, like.covariance_type
+    weights, means, covariance = np.split(vector, [k, k + k * d])
+    with np.errstate(over="ignore"):
+        if cov_type in ("diag", "spherical"):
+            covariances = np.exp(covariance).reshape(like.covariances.shape)
+        else:
+            rows, cols = np.tril_indices(d)
+            lower = covariance.reshape(-1, rows.size).copy()
+            diagonal = rows == cols
+            lower[:, diagonal] = np.exp(lower[:, diagonal])
+            chol = np.zeros((lower.shape[0], d, d))
+            chol[:, rows, cols] = lower
+            covariances = chol @ chol.transpose(0, 2, 1)
+            if cov_type == "tied":
+                covariances = covariances[0]
+    return GMM(weights / weights.sum(), means.reshape(k, d), covariances, cov_type)
+
+
 def _e_pass(Xt, theta):
     """E-step at theta fused with the M-step's moments, over blocks of points.
 
@@ -906,6 +985,8 @@ def em(
     max_iter=1000,
     n_init=1,
     random_state=None,
+    accelerate=None,
+    stop="gain",
 ):
     """Fit a D-dimensional Gaussian mixture by expectation-maximisation.
 
@@ -934,6 +1015,12 @@ def em(
     random_state : int, numpy.random.Generator or None, default None
         The starts' randomness (one stream for all ``n_init`` starts); unused
         with a GMM ``init``.
+    accelerate : {None, "squarem"}, default None
+        "squarem": SQUAREM with the monotonicity safeguard, extrapolating in
+        :func:`theta_to_vector`'s coordinates (Cholesky factors with log
+        diagonals); as in :func:`emlib.em`.
+    stop : {"gain", "aitken"}, default "gain"
+        The stopping rule, as in :func:`emlib.em`.
 
     Returns
     -------
@@ -986,6 +1073,8 @@ def em(
                 reg_covar=reg_covar,
                 tol=tol,
                 max_iter=max_iter,
+                accelerate=accelerate,
+                stop=stop,
             )
             for _ in range(check_int(n_init, "n_init"))
         ]
@@ -1008,4 +1097,8 @@ def em(
         n=X.shape[0],
         tol=tol,
         max_iter=max_iter,
+        accelerate=accelerate,
+        stop=stop,
+        to_vector=theta_to_vector,
+        from_vector=vector_to_theta,
     )

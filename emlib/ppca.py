@@ -244,7 +244,47 @@ def _m_step(s, theta, statistics):
     return PPCA(W_new, theta.mean, noise)
 
 
-def em(X, init, *, tol=1e-10, max_iter=1000):
+def theta_to_vector(theta):
+    """(W, sigma^2) as the flat vector SQUAREM extrapolates: (W, log sigma^2).
+
+    The mean is left out: EM keeps it at the sample mean. The log makes
+    every real vector a positive noise variance; W is unconstrained.
+
+    Parameters
+    ----------
+    theta : PPCA
+
+    Returns
+    -------
+    ndarray, shape (D q + 1,)
+    """
+    return np.append(theta.W.ravel(), np.log(theta.noise_variance))
+
+
+def vector_to_theta(vector, like):
+    """The PPCA of a :func:`theta_to_vector` vector, with ``like``'s mean.
+
+    Parameters
+    ----------
+    vector : ndarray, shape (D q + 1,)
+    like : PPCA
+        Supplies D, q and the mean.
+
+    Returns
+    -------
+    PPCA
+
+    Raises
+    ------
+    ValueError
+        If sigma^2 = exp(vector[-1]) underflows to 0 or overflows.
+    """
+    with np.errstate(over="ignore"):
+        noise_variance = np.exp(vector[-1])
+    return PPCA(vector[:-1].reshape(like.W.shape), like.mean, noise_variance)
+
+
+def em(X, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     """Fit probabilistic PCA by expectation-maximisation.
 
     Parameters
@@ -262,6 +302,11 @@ def em(X, init, *, tol=1e-10, max_iter=1000):
         (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
+    accelerate : {None, "squarem"}, default None
+        "squarem": SQUAREM with the monotonicity safeguard, extrapolating
+        (W, log sigma^2) (:func:`theta_to_vector`); as in :func:`emlib.em`.
+    stop : {"gain", "aitken"}, default "gain"
+        The stopping rule, as in :func:`emlib.em`.
 
     Returns
     -------
@@ -317,4 +362,8 @@ def em(X, init, *, tol=1e-10, max_iter=1000):
         n=n,
         tol=tol,
         max_iter=max_iter,
+        accelerate=accelerate,
+        stop=stop,
+        to_vector=theta_to_vector,
+        from_vector=vector_to_theta,
     )

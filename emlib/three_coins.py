@@ -330,7 +330,48 @@ def m_step(y, mu):
     return _m_step(y, _as_posteriors(mu, y.size))
 
 
-def em(y, init, *, tol=1e-10, max_iter=1000):
+def theta_to_vector(theta):
+    """theta as the flat vector SQUAREM extrapolates: (pi, p, q) themselves.
+
+    Three probabilities; :func:`vector_to_theta` rejects an extrapolation
+    that leaves 0 < pi < 1, 0 <= p, q <= 1. (EM reaches a fixed point in
+    one step on this model, so SQUAREM has nothing to accelerate: its
+    cycles reduce to plain EM steps.)
+
+    Parameters
+    ----------
+    theta : ThreeCoins
+
+    Returns
+    -------
+    ndarray, shape (3,)
+    """
+    return np.array([theta.pi, theta.p, theta.q])
+
+
+def vector_to_theta(vector, like):
+    """The ThreeCoins (pi, p, q) of a :func:`theta_to_vector` vector.
+
+    Parameters
+    ----------
+    vector : ndarray, shape (3,)
+    like : ThreeCoins
+        Unused (every ThreeCoins has the same shape); kept for the core's
+        common signature.
+
+    Returns
+    -------
+    ThreeCoins
+
+    Raises
+    ------
+    ValueError
+        If the vector lies outside the parameter space.
+    """
+    return ThreeCoins(*(float(value) for value in vector))
+
+
+def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     """Fit the three-coin model by expectation-maximisation.
 
     Iterates theta^(i+1) = m_step(y, e_step(y, theta^(i))) from ``init``.
@@ -351,6 +392,11 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         ``max_iter`` iterations run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
+    accelerate : {None, "squarem"}, default None
+        "squarem": SQUAREM with the monotonicity safeguard
+        (:func:`theta_to_vector`); as in :func:`emlib.em`.
+    stop : {"gain", "aitken"}, default "gain"
+        The stopping rule, as in :func:`emlib.em`.
 
     Returns
     -------
@@ -392,6 +438,10 @@ def em(y, init, *, tol=1e-10, max_iter=1000):
         n=y.size,
         tol=tol,
         max_iter=max_iter,
+        accelerate=accelerate,
+        stop=stop,
+        to_vector=theta_to_vector,
+        from_vector=vector_to_theta,
     )
 
 

@@ -200,12 +200,13 @@ def test_result_fields():
     y = three_clusters(9, 100)
     result = emlib.em(y, START, tol=0, max_iter=4)
     assert isinstance(result, emlib.EMResult)
-    theta, log_liks, n_iter, converged, stop_reason = result  # a NamedTuple
+    theta, log_liks, n_iter, converged, stop_reason, n_evaluations = result
     assert isinstance(theta, emlib.GMM)
     assert log_liks.dtype == np.float64
     assert_allclose(log_liks[-1], emlib.log_likelihood(y, theta), rtol=RTOL)
     assert_allclose(log_liks[0], emlib.log_likelihood(y, START), rtol=RTOL)
     assert (n_iter, converged, stop_reason) == (4, False, "max_iter")
+    assert n_evaluations == 5  # one E-pass per iterate, the start's included
 
 
 def test_column_input_gives_the_same_result():

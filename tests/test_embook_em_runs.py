@@ -67,7 +67,7 @@ def test_em_map_jacobian_at_a_maximum_contracts():
 def run_with(log_likelihoods, converged=True):
     ll = np.asarray(log_likelihoods, dtype=float)
     stop_reason = "converged" if converged else "max_iter"
-    return emlib.EMResult(None, ll, ll.size - 1, converged, stop_reason)
+    return emlib.EMResult(None, ll, ll.size - 1, converged, stop_reason, ll.size)
 
 
 def test_assert_count_robust_accepts_clear_stops_and_rejects_close_calls():
