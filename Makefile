@@ -12,7 +12,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/emlib.json
 # Quiet a jupyter_core deprecation warning (pytest turns warnings into errors).
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: lab test lint bench html clean
+.PHONY: lab test lint bench mutate html clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -34,6 +34,7 @@ $(LAB_SETTINGS): lab/overrides.json $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -n 2
@@ -43,6 +44,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_multivariate.py
 	$(BIN)/python benchmarks/bench_dask.py
 	$(BIN)/python benchmarks/bench_accelerate.py
+	$(BIN)/python benchmarks/bench_hmm.py
+
+# Mutation testing (tools/mutate.py; not part of `make test`, it takes hours
+# in full): each mutant of emlib against the notebooks alone. Narrow it with,
+# e.g., MUTATE_ARGS="--module multivariate --sample 40 --seed 0 --workers 2".
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
 
 # The notebooks, with their stored outputs, as a book readable offline:
 # open build/html/index.html. Sphinx + MyST-NB, configured in book/conf.py;

@@ -6,10 +6,13 @@ same number of iterations (no early stop), in one process; the floor is one
 cannot avoid. The time per iteration is the marginal one, (t(2n) - t(n)) / n
 for runs of n and 2n iterations, so set-up that is not EM (input checks,
 scikit-learn's initialisation, which runs even when every parameter is given)
-is not counted for either. Each run is the best of a few repeats (least
-disturbed by other load).
+is not counted for either. Each figure is the median of REPEATS repeats
+(each repeat times n and 2n iterations back to back and takes their
+difference), so one disturbed run moves it little and no figure rests on
+a single difference of two one-shot timings.
 """
 
+import statistics
 import time
 import warnings
 
@@ -19,17 +22,19 @@ from sklearn.mixture import GaussianMixture
 
 import emlib
 
-N, K, N_ITER, REPEATS, SEED = 1_000_000, 5, 10, 3, 0
+N, K, N_ITER, REPEATS, SEED = 1_000_000, 5, 10, 5, 0
 
 
-def best_time(run, repeats=REPEATS):
-    """Best wall-clock time of ``repeats`` calls of ``run``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(run):
+    """Wall-clock seconds of one call of ``run``."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def median_time(run, repeats=REPEATS):
+    """Median wall-clock time of ``repeats`` calls of ``run``, in seconds."""
+    return statistics.median(seconds(run) for _ in range(repeats))
 
 
 def make_data(rng):
@@ -40,13 +45,12 @@ def make_data(rng):
 
 
 def per_iteration(fit, n_iter=N_ITER, repeats=REPEATS):
-    """Marginal seconds per EM iteration, (t(2 n_iter) - t(n_iter)) / n_iter.
-
-    t(n) times ``fit(n)``, the best of ``repeats`` runs (the least disturbed
-    by other load).
-    """
-    t_long = best_time(lambda: fit(2 * n_iter), repeats)
-    return (t_long - best_time(lambda: fit(n_iter), repeats)) / n_iter
+    """Marginal seconds per EM iteration: the median over ``repeats`` repeats of
+    (t(2 n_iter) - t(n_iter)) / n_iter, t(n) the time of ``fit(n)``."""
+    return statistics.median(
+        (seconds(lambda: fit(2 * n_iter)) - seconds(lambda: fit(n_iter))) / n_iter
+        for _ in range(repeats)
+    )
 
 
 def sklearn_fit(y, theta, n_iter):
@@ -74,12 +78,12 @@ def sklearn_fit(y, theta, n_iter):
 def main():
     y, theta0 = make_data(np.random.default_rng(SEED))
     block = np.empty((N, K))
-    t_floor = best_time(lambda: np.exp(block, out=block))
+    t_floor = median_time(lambda: np.exp(block, out=block))
     t_emlib = per_iteration(lambda n: emlib.em(y, theta0, tol=0, max_iter=n))
     t_sklearn = per_iteration(lambda n: sklearn_fit(y, theta0, n))
     print(
         f"EM on N = {N:,} points, K = {K}: (t({2 * N_ITER} iterations) - "
-        f"t({N_ITER})) / {N_ITER}, best of {REPEATS}"
+        f"t({N_ITER})) / {N_ITER}, median of {REPEATS}"
     )
     print(f"{'':30s}{'ms / iteration':>16s}{'x floor':>10s}")
     for name, t in [

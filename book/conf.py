@@ -4,14 +4,18 @@
 sources are ``notebooks/`` (``index.md`` there is the table of contents, the
 one file to edit when a notebook is added), this folder holds only the
 configuration. MyST-NB renders the outputs stored in the notebooks and never
-executes them (nbval already proves the outputs). The book reads offline from
-disk: MathJax 2 is copied into the build from the ``jupyter-server-mathjax``
-package, and nothing is loaded from a CDN.
+executes them (nbval already proves the outputs). The API reference,
+``notebooks/api/<module>.md``, one page per public module of emlib, is
+written by autodoc from the docstrings of the emlib in this checkout
+(numpydoc reads their sections). The book reads offline from disk: MathJax 2
+is copied into the build from the ``jupyter-server-mathjax`` package, and
+nothing is loaded from a CDN.
 """
 
 import importlib.util
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from docutils import nodes
@@ -28,9 +32,9 @@ def readme_title():
 
 project = readme_title()
 
-extensions = ["myst_nb", "sphinx_copybutton"]
+extensions = ["myst_nb", "sphinx_copybutton", "sphinx.ext.autodoc", "numpydoc"]
 root_doc = "index"
-include_patterns = ["index.md", "[0-9][0-9]-*.ipynb"]
+include_patterns = ["index.md", "[0-9][0-9]-*.ipynb", "api/emlib*.md"]
 exclude_patterns = ["**/.ipynb_checkpoints"]
 
 # -- MyST-NB: render the stored outputs, never execute ----------------------
@@ -45,6 +49,36 @@ myst_dmath_double_inline = True
 # MyST would write a MathJax 3/4 configuration, which MathJax 2 does not read;
 # the delimiters are set for MathJax 2 below instead.
 myst_update_mathjax = False
+
+# -- The API reference: autodoc + numpydoc ------------------------------------
+# The emlib beside this folder, whatever else is installed.
+sys.path.insert(0, str(ROOT))
+# Each page is one ``{automodule}``: its documented members, in the order of
+# the source (for the emlib package: of its __all__).
+autodoc_default_options = {"members": True, "member-order": "bysource"}
+# Signatures show names and defaults; the types, with shapes, are in each
+# docstring's Parameters and Returns (an annotation such as ArrayLike would
+# unfold into a union of a dozen types).
+autodoc_typehints = "none"
+# Methods and properties are documented by autodoc under their class; numpydoc
+# would list them a second time as a table.
+numpydoc_show_class_members = False
+# Attributes sections render as a list of names, like Parameters, and do not
+# create second targets beside the members autodoc documents.
+numpydoc_attributes_as_param_list = True
+# numpydoc's own checks of each docstring against its signature stay off
+# (its default): a docstring numpydoc cannot parse (an unknown section, a
+# malformed parameter list) still warns, and so fails the build (-W).
+
+
+def skip_namedtuple_fields(app, what, name, obj, skip, options):
+    """Leave out a NamedTuple's fields: its Attributes section describes them.
+
+    autodoc would document each as "Alias for field number i".
+    """
+    doc = getattr(obj, "__doc__", None) or ""
+    return True if doc.startswith("Alias for field number") else None
+
 
 # -- MathJax 2, from the jupyter-server-mathjax package ----------------------
 # Found without importing the package, which would import jupyter_server (slow).
@@ -135,4 +169,5 @@ def copy_mathjax(app, exception):
 
 def setup(app):
     app.add_transform(ResolveRawHtmlAnchors)
+    app.connect("autodoc-skip-member", skip_namedtuple_fields)
     app.connect("build-finished", copy_mathjax)

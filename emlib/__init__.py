@@ -1,8 +1,10 @@
 """emlib: expectation-maximisation for Gaussian mixtures, in numpy.
 
 Other models have modules of their own: D-dimensional mixtures with
-scikit-learn's covariance types (``emlib.multivariate``), the three-coin model
-(``emlib.three_coins``), categorical hidden Markov models (``emlib.hmm``),
+scikit-learn's covariance types (``emlib.multivariate``) and the choice of
+their number and covariance type by BIC, AIC or ICL (``emlib.selection``),
+the three-coin model (``emlib.three_coins``), categorical hidden Markov
+models (``emlib.hmm``),
 probabilistic PCA and its linear VAE (``emlib.ppca``, ``emlib.linear_vae``)
 and diffusion on a Gaussian-mixture data
 distribution (``emlib.diffusion``).
@@ -11,7 +13,15 @@ The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
 """
 
-from emlib import diffusion, hmm, linear_vae, multivariate, ppca, three_coins
+from emlib import (
+    diffusion,
+    hmm,
+    linear_vae,
+    multivariate,
+    ppca,
+    selection,
+    three_coins,
+)
 from emlib._core import ConvergenceWarning, EMResult, aitken_limit
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import em, initial_theta
@@ -51,5 +61,6 @@ __all__ = [
     "observed_information",
     "ppca",
     "q_function",
+    "selection",
     "three_coins",
 ]

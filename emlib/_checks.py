@@ -121,7 +121,9 @@ def as_observations(y):
         )
     if arr.size == 0:
         raise ValueError("y is empty; EM needs at least one observation.")
-    check_magnitude(np.abs(arr).max())
+    # max_j |y_j| from the extremes: np.abs(arr) would allocate a second array
+    # of N floats, a third copy of the data while the caller's y is alive.
+    check_magnitude(max(arr.max(), -arr.min()))
     return arr
 
 
@@ -344,3 +346,45 @@ def as_generator(random_state):
     if random_state < 0:
         raise ValueError(f"random_state must be a seed >= 0, got {random_state}.")
     return np.random.default_rng(random_state)
+
+
+def as_sample_weight(sample_weight, n):
+    """Validate per-observation weights w_j: shape (N,), finite, >= 0, not all 0.
+
+    Parameters
+    ----------
+    sample_weight : array_like, shape (N,), or None
+    n : int
+        N, the number of observations.
+
+    Returns
+    -------
+    ndarray, shape (N,), or None
+        A float64 copy (None for None: every weight 1).
+    """
+    if sample_weight is None:
+        return None
+    w = as_real_array(sample_weight, "sample_weight")
+    if w.shape != (n,):
+        raise ValueError(
+            f"sample_weight must have shape (N,) = ({n},), one weight per "
+            f"observation; got shape {w.shape}."
+        )
+    if np.any(w < 0):
+        j = int(np.argmin(w))
+        raise ValueError(
+            f"sample_weight must be >= 0; observation {j} has weight {w[j]:.6g}."
+        )
+    with np.errstate(over="ignore"):  # an overflowing sum is refused below
+        total = w.sum()
+    if not total > 0:
+        raise ValueError(
+            "sample_weight sums to 0: every observation would be ignored; give "
+            "at least one observation a positive weight."
+        )
+    if not np.isfinite(total):
+        raise ValueError(
+            "sample_weight sums to more than float64 holds; divide the weights "
+            "by a constant (EM does not depend on their scale)."
+        )
+    return w

@@ -152,9 +152,10 @@ def run_em(
         stationary), which stops the run as "converged".
     theta : object
         The start theta^(0).
-    n : int
-        N, the number of observations: the stopping threshold is
-        ``tol * N`` (a per-observation gain below tol).
+    n : int or float
+        N, the number of observations (the sum of the sample weights when
+        the model has them): the stopping threshold is ``tol * N`` (a
+        per-observation gain below tol).
     tol : float
         >= 0. Stop as "converged" when an iteration gains less than
         ``tol * N`` (``stop="gain"``), or when Aitken's estimate of the

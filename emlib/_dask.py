@@ -64,9 +64,10 @@ def prepare(y, init):
     if not isinstance(init, GMM):
         raise TypeError(
             "with a Dask array, init must be an emlib.GMM start: the default "
-            "start needs exact quantiles of the whole array. Fit a sample, e.g. "
-            "emlib.initial_theta(y[:100_000].compute(), K), for a start; got "
-            f"{type(init).__name__}."
+            "start needs exact quantiles of the whole array. Fit a random sample "
+            "(the first rows may not be representative), e.g. idx = np.sort("
+            "np.random.default_rng(0).choice(len(y), 100_000, replace=False)); "
+            f"emlib.initial_theta(y[idx].compute(), K); got {type(init).__name__}."
         )
     checks = [
         dask.delayed(_largest_magnitude)(block, chunk, offset)
@@ -96,7 +97,8 @@ def _largest_magnitude(block, chunk, offset):
             f"y[{offset + j}] (in chunk {chunk}) is {values[j]}; remove or impute "
             "non-finite values."
         )
-    return float(np.abs(values).max()) if values.size else 0.0
+    # From the extremes, without np.abs's temporary copy of the chunk.
+    return float(max(values.max(), -values.min())) if values.size else 0.0
 
 
 def _chunk_statistics(block, theta, offset):

@@ -43,9 +43,11 @@ class Statistics(NamedTuple):
     Attributes
     ----------
     log_lik : float
-        sum_j log P(y_j | theta) over the set's points.
+        sum_j log P(y_j | theta) over the set's points (sum_j w_j log P with
+        sample weights w_j).
     nk : ndarray, shape (K,)
-        n_k = sum_j gamma_jk.
+        n_k = sum_j gamma_jk (sum_j w_j gamma_jk with sample weights; every
+        gamma_jk below is then w_j gamma_jk).
     shift : ndarray, shape (K,)
         sum_j gamma_jk (y_j - mu_k) / n_k = mu-hat_k - mu_k (0 where n_k = 0).
     m2 : ndarray, shape (K,)
@@ -92,7 +94,7 @@ def merge_statistics(a, b):
     )
 
 
-def chunk_statistics(y, theta, offset=0):
+def chunk_statistics(y, theta, offset=0, sample_weight=None):
     """The E-step at theta over the points ``y``, fused with the M-step's moments.
 
     One pass in cache-sized blocks: each block's responsibilities gamma_jk,
@@ -107,6 +109,9 @@ def chunk_statistics(y, theta, offset=0):
     theta : GMM
     offset : int, default 0
         Index of ``y[0]`` in the whole data set, for error messages.
+    sample_weight : ndarray, shape (n,), optional
+        Validated weights w_j: each point's log-likelihood and
+        responsibilities count w_j times (default: once).
 
     Returns
     -------
@@ -143,8 +148,13 @@ def chunk_statistics(y, theta, offset=0):
         w -= peak
         np.exp(w, out=w)
         density = w.sum(axis=0)  # sum_k alpha_k phi(y_j | theta_k) / exp(peak_j)
-        log_lik = peak.sum() + np.log(density).sum()
         w /= density  # gamma_jk
+        if sample_weight is None:
+            log_lik = peak.sum() + np.log(density).sum()
+        else:
+            wb = sample_weight[start : start + _BLOCK]
+            log_lik = wb @ (peak + np.log(density))  # sum_j w_j log P(y_j)
+            w *= wb  # w_j gamma_jk
         nb, shift_b, var_b = weighted_moments(w, d)
         total = merge_statistics(
             total, Statistics(float(log_lik), nb, shift_b, nb * var_b)

@@ -10,8 +10,10 @@ and at q = P(Z | Y, theta^(i)) the first term of L is Q(theta, theta^(i))
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_observations, as_real_array, as_row_stochastic
+from emlib.gmm import GMM
 from emlib.model import check_theta, log_joint
 
 
@@ -28,7 +30,7 @@ def _as_distributions(q, name):
     return as_row_stochastic(arr[None, :] if arr.ndim == 1 else arr, None, name)
 
 
-def q_function(y, gamma, theta):
+def q_function(y: ArrayLike, gamma: ArrayLike, theta: GMM) -> float:
     """Q(theta, theta^(i)) = sum_jk gamma_jk [log alpha_k + log phi(y_j | theta_k)].
 
     Parameters
@@ -52,7 +54,7 @@ def q_function(y, gamma, theta):
     return _weighted_sum(gamma, log_joint(y, theta))
 
 
-def entropy(q):
+def entropy(q: ArrayLike) -> float:
     """H(q) = -sum q log q, with 0 log 0 = 0.
 
     Parameters
@@ -71,7 +73,7 @@ def entropy(q):
         return 0.0 - _weighted_sum(q, np.log(q))
 
 
-def kl_divergence(q, p):
+def kl_divergence(q: ArrayLike, p: ArrayLike) -> float:
     """KL(q || p) = sum q log(q / p), with 0 log(0 / p) = 0.
 
     Parameters
@@ -95,7 +97,7 @@ def kl_divergence(q, p):
         return _weighted_sum(q, np.log(q) - np.log(p))
 
 
-def elbo(y, q, theta):
+def elbo(y: ArrayLike, q: ArrayLike, theta: GMM) -> float:
     """The evidence lower bound (ELBO) L(q, theta).
 
     L(q, theta) = sum_jk q_jk log P(y_j, z_j = k | theta) + H(q).

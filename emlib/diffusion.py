@@ -17,10 +17,12 @@ Arrays over steps are 0-based: entry ``t - 1`` holds step t = 1..T, as in
 the paper's 1-based notation.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import (
     as_observations,
@@ -61,7 +63,7 @@ class NoiseSchedule:
 
     betas: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         betas = as_real_array(self.betas, "betas")
         if betas.ndim != 1 or betas.size == 0:
             raise ValueError(
@@ -76,7 +78,7 @@ class NoiseSchedule:
         object.__setattr__(self, "betas", read_only(betas))
 
     @classmethod
-    def linear(cls, n_steps):
+    def linear(cls, n_steps: int) -> "NoiseSchedule":
         """Ho et al.'s linear schedule, rescaled to ``n_steps`` steps.
 
         Ho et al. (section 4) use T = 1000 and beta_t rising linearly from
@@ -107,22 +109,22 @@ class NoiseSchedule:
         return cls(np.linspace(scale * 1e-4, scale * 0.02, n_steps))
 
     @property
-    def n_steps(self):
+    def n_steps(self) -> int:
         """T, the number of steps."""
         return self.betas.size
 
     @property
-    def alphas(self):
+    def alphas(self) -> np.ndarray:
         """alpha_t = 1 - beta_t, shape (T,)."""
         return 1.0 - self.betas
 
     @property
-    def alpha_bars(self):
+    def alpha_bars(self) -> np.ndarray:
         """abar_t = prod_{s <= t} alpha_s, shape (T,), decreasing from alpha_1."""
         return np.cumprod(self.alphas)
 
     @property
-    def posterior_variances(self):
+    def posterior_variances(self) -> np.ndarray:
         """beta-tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t, shape (T,).
 
         The variance of q(x_{t-1} | x_t, x_0) (Ho et al., eq. 7), with
@@ -132,7 +134,7 @@ class NoiseSchedule:
         previous = np.concatenate([[1.0], bars[:-1]])
         return (1.0 - previous) / (1.0 - bars) * self.betas
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"NoiseSchedule(T={self.n_steps}, beta_1={self.betas[0]:.6g}, "
             f"beta_T={self.betas[-1]:.6g})"
@@ -188,7 +190,9 @@ class Gaussian(NamedTuple):
     variance: float
 
 
-def forward_posterior(x_0, x_t, schedule, t):
+def forward_posterior(
+    x_0: ArrayLike, x_t: ArrayLike, schedule: NoiseSchedule, t: int
+) -> Gaussian:
     """q(x_{t-1} | x_t, x_0) = N(mu-tilde_t, beta-tilde_t) (Ho et al., eqs. 6-7).
 
     .. math::
@@ -237,7 +241,7 @@ def _posterior_coefficients(schedule):
     return x0_coef, xt_coef
 
 
-def noised_mixture(theta, alpha_bar):
+def noised_mixture(theta: GMM, alpha_bar: float) -> GMM:
     """q(x_t) for data x_0 ~ theta: again a Gaussian mixture.
 
     With x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, component k becomes
@@ -283,11 +287,11 @@ class DenoisingPosterior(NamedTuple):
     means: np.ndarray
     variances: np.ndarray
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         """E[x_0 | x_t] = sum_k r_jk m_jk, shape (N,): the optimal denoiser."""
         return np.einsum("jk,jk->j", self.weights, self.means)
 
-    def variance(self):
+    def variance(self) -> np.ndarray:
         """Var[x_0 | x_t] = sum_k r_jk (s_k^2 + (m_jk - E[x_0 | x_t])^2), shape (N,).
 
         The law of total variance, with deviations taken about the mixture
@@ -297,7 +301,9 @@ class DenoisingPosterior(NamedTuple):
         return np.einsum("jk,jk->j", self.weights, self.variances + deviation**2)
 
 
-def denoising_posterior(x_t, theta, alpha_bar):
+def denoising_posterior(
+    x_t: ArrayLike, theta: GMM, alpha_bar: float
+) -> DenoisingPosterior:
     """q(x_0 | x_t) for data x_0 ~ theta and x_t ~ q(x_t | x_0) at level abar_t.
 
     Within component k, (x_0, x_t) is jointly Gaussian, so
@@ -335,7 +341,7 @@ def denoising_posterior(x_t, theta, alpha_bar):
     return DenoisingPosterior(e_step(x_t, noised), means, variances)
 
 
-def optimal_denoiser(x_t, theta, alpha_bar):
+def optimal_denoiser(x_t: ArrayLike, theta: GMM, alpha_bar: float) -> np.ndarray:
     """E[x_0 | x_t], the minimum mean-squared-error estimate of the clean value.
 
     The responsibility-weighted average of the per-component posterior means
@@ -371,7 +377,9 @@ def _draw_mixture(weights, means, variances, rng):
     return means[rows, k] + np.sqrt(variances[k]) * rng.standard_normal(n)
 
 
-def exact_reverse_sample(theta, schedule, n_samples, rng):
+def exact_reverse_sample(
+    theta: GMM, schedule: NoiseSchedule, n_samples: int, rng: np.random.Generator
+) -> np.ndarray:
     """Ancestral samples of x_0 from the exact reverse process of the forward chain.
 
     x_T ~ q(x_T) (:func:`noised_mixture` at abar_T), then for t = T..1,
@@ -430,7 +438,13 @@ def _check_reverse_variances(reverse_variances, schedule):
     return variances
 
 
-def ddpm_sample(theta, schedule, reverse_variances, n_samples, rng):
+def ddpm_sample(
+    theta: GMM,
+    schedule: NoiseSchedule,
+    reverse_variances: ArrayLike,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Ancestral samples from Ho et al.'s model with the optimal denoiser.
 
     The model p(x_{0:T}) = p(x_T) prod_t p(x_{t-1} | x_t) with p(x_T) =
@@ -495,7 +509,9 @@ def _check_points_per_sd(points_per_sd):
     )
 
 
-def mixture_expectation(f, theta, points_per_sd=8):
+def mixture_expectation(
+    f: Callable[[np.ndarray], ArrayLike], theta: GMM, points_per_sd: int = 8
+) -> float:
     """E[f(x)] for x ~ theta, by the trapezoidal rule on a uniform grid.
 
     .. math::
@@ -549,7 +565,7 @@ def mixture_expectation(f, theta, points_per_sd=8):
     return float(h * (density @ values))
 
 
-def mixture_entropy(theta, points_per_sd=8):
+def mixture_entropy(theta: GMM, points_per_sd: int = 8) -> float:
     """H(theta) = -E[log p(x | theta)] for x ~ theta, in nats (quadrature).
 
     Parameters
@@ -589,12 +605,12 @@ class DiffusionBound(NamedTuple):
     decoder: float
 
     @property
-    def elbo(self):
+    def elbo(self) -> float:
         """The ELBO, -(L_T + sum L_{t-1} + L_0), averaged over x_0 ~ theta."""
         return -(self.prior + float(self.transitions.sum()) + self.decoder)
 
 
-def denoising_mse(theta, alpha_bar, points_per_sd=8):
+def denoising_mse(theta: GMM, alpha_bar: float, points_per_sd: int = 8) -> float:
     """E[(x_0 - E[x_0 | x_t])^2], the optimal denoiser's mean squared error.
 
     By the law of total variance it equals E[Var(x_0 | x_t)] over x_t ~
@@ -622,7 +638,12 @@ def denoising_mse(theta, alpha_bar, points_per_sd=8):
     return mixture_expectation(posterior_variance, noised, points_per_sd)
 
 
-def ddpm_bound(theta, schedule, reverse_variances, points_per_sd=8):
+def ddpm_bound(
+    theta: GMM,
+    schedule: NoiseSchedule,
+    reverse_variances: ArrayLike,
+    points_per_sd: int = 8,
+) -> DiffusionBound:
     """The terms of Ho et al.'s bound for the model of :func:`ddpm_sample`.
 
     Given x_0 the KL terms are between Gaussians (``emlib.gaussian_kl``), and

@@ -9,7 +9,13 @@ uses them.
 
 import numpy as np
 
-from emlib._checks import as_observations, check_n_components, is_dask_array, is_int
+from emlib._checks import (
+    as_observations,
+    as_sample_weight,
+    check_n_components,
+    is_dask_array,
+    is_int,
+)
 from emlib._core import EMResult, run_em
 from emlib._statistics import (
     Statistics,
@@ -110,7 +116,16 @@ def vector_to_theta(vector, like):
     return GMM(weights / weights.sum(), means, variances)
 
 
-def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
+def em(
+    y,
+    init,
+    *,
+    sample_weight=None,
+    tol=1e-10,
+    max_iter=1000,
+    accelerate=None,
+    stop="gain",
+):
     """Fit a 1-D Gaussian mixture by expectation-maximisation.
 
     Parameters
@@ -123,13 +138,20 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
         equals the in-memory fit up to the order of floating-point summation.
     init : GMM or int
         The start theta^(0), or a number of components K, in which case the
-        start is :func:`initial_theta` ``(y, K)``. A Dask array needs a GMM:
-        exact quantiles would need the whole array in memory (fit a sample
-        with ``initial_theta`` for a start).
+        start is :func:`initial_theta` ``(y, K)`` (with ``sample_weight``:
+        of the points of positive weight). A Dask array needs a GMM: exact
+        quantiles would need the whole array in memory (fit a sample with
+        ``initial_theta`` for a start).
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: EM maximises sum_j w_j log P(y_j | theta), so
+        an integer w_j counts y_j w_j times, w_j = 0 drops it, and scaling
+        every w_j by c > 0 changes nothing (the tolerance below scales with
+        it). Not supported for a Dask array.
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N`` (a per-point gain below tol). With ``tol=0`` exactly
-        ``max_iter`` iterations run (unless the log-likelihood falls).
+        ``tol * N`` (a per-point gain below tol; N = sum_j w_j with
+        ``sample_weight``). With ``tol=0`` exactly ``max_iter`` iterations
+        run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
     accelerate : {None, "squarem"}, default None
@@ -161,15 +183,33 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     ValueError
         On bad input (for a Dask array: with the global index of the first
         bad point), or when a component collapses onto a point or empties.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> fit = emlib.em([-2.1, -1.9, -2.0, 3.0, 3.2, 2.8], 2)
+    >>> print(fit.converged, fit.theta)
+    True GMM(weights=[0.5, 0.5], means=[-2, 3], variances=[0.00666667, 0.0266667])
+    >>> print(f"log-likelihood {fit.log_likelihoods[-1]:.4f}")
+    log-likelihood 0.2800
     """
+    weights = None
     if is_dask_array(y):
+        if sample_weight is not None:
+            raise ValueError(
+                "sample_weight is not supported with a Dask array y; fit in "
+                "memory (y.compute()) or pass sample_weight=None."
+            )
         from emlib import _dask  # Dask is optional: imported only when used
 
         y, statistics = _dask.prepare(y, init)
     else:
         y = as_observations(y)
+        weights = as_sample_weight(sample_weight, y.size)
         if is_int(init):
-            init = initial_theta(y, init)
+            # The start sees which points count, not how much: so zero weight
+            # is dropping the point, and scaling the weights changes nothing.
+            init = initial_theta(y if weights is None else y[weights > 0], init)
         statistics = chunk_statistics
     if not isinstance(init, GMM):
         raise TypeError(
@@ -179,14 +219,19 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     check_n_components(init.n_components, y.size)
 
     def e_pass(theta):
-        stats = statistics(y, theta)
+        stats = (
+            statistics(y, theta)
+            if weights is None
+            else statistics(y, theta, sample_weight=weights)
+        )
         return stats.log_lik, stats
 
+    n = y.size if weights is None else weights.sum()
     return run_em(
         e_pass,
         m_step_from_statistics,
         init,
-        n=y.size,
+        n=n,
         tol=tol,
         max_iter=max_iter,
         accelerate=accelerate,

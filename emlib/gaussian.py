@@ -6,12 +6,15 @@ is derived there with SymPy from the integral.
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_real_array
 from emlib._numerics import r_minus_1_minus_log_r
 
 
-def gaussian_kl(mean_q, var_q, mean_p, var_p):
+def gaussian_kl(
+    mean_q: ArrayLike, var_q: ArrayLike, mean_p: ArrayLike, var_p: ArrayLike
+) -> float:
     """KL(q || p) between diagonal Gaussians q = N(mean_q, var_q), p = N(mean_p, var_p).
 
     The four arguments broadcast against each other; every entry of the
@@ -48,7 +51,7 @@ def gaussian_kl(mean_q, var_q, mean_p, var_p):
             \\frac{(\\mu_q - \\mu_p)^2}{\\sigma_p^2} + r - 1 - \\log r \\right].
 
     r - 1 - log r is evaluated as d - log1p(d) with d = (var_q - var_p) / var_p,
-    by its series when |d| is small, so nearly equal variances keep full
+    by its series when abs(d) is small, so nearly equal variances keep full
     relative precision (the naive form returns 0 or noise there); for
     r < 1/2, log r is taken from the variances' logs, so that a tiny ratio
     (below 1e-16, where d rounds to -1) still gives a finite, accurate value.

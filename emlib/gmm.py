@@ -45,7 +45,7 @@ class GMM(Parameters):
     means: np.ndarray
     variances: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         weights = _read_only("weights", self.weights)
         means = _read_only("means", self.means)
         variances = _read_only("variances", self.variances)
@@ -71,11 +71,11 @@ class GMM(Parameters):
         object.__setattr__(self, "variances", variances)
 
     @property
-    def n_components(self):
+    def n_components(self) -> int:
         """Number of components K."""
         return self.weights.size
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         def fmt(a):
             return "[" + ", ".join(f"{v:.6g}" for v in a) + "]"
 

@@ -7,8 +7,10 @@ ordinary Hessian in it (derived in notebooks/45-convergence.ipynb).
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_observations
+from emlib.gmm import GMM
 from emlib.model import check_theta, e_step
 
 
@@ -19,7 +21,7 @@ def _weighted_sums(gamma, values):
     return terms.sum(axis=0)
 
 
-def observed_information(y, theta):
+def observed_information(y: ArrayLike, theta: GMM) -> np.ndarray:
     """Observed information I_obs = -d^2 log P(Y | theta) / dv dv^T at theta.
 
     The parameters are v = (alpha_1, ..., alpha_{K-1}, mu_1, ..., mu_K,

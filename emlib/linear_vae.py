@@ -12,8 +12,8 @@ and, because the encoder is affine, it depends on the data only through N,
 the sample mean xbar and the sample covariance S (normalised by N):
 
     ELBO / N = -(D/2) log(2 pi sigma^2)
-               - (|rbar|^2 + tr(A S A^T) + sum_k (W^T W)_kk s_k^2) / (2 sigma^2)
-               - (|mbar|^2 + tr(V S V^T) + sum_k (s_k^2 - 1 - log s_k^2)) / 2,
+               - (rbar^T rbar + tr(A S A^T) + sum_k (W^T W)_kk s_k^2) / (2 sigma^2)
+               - (mbar^T mbar + tr(V S V^T) + sum_k (s_k^2 - 1 - log s_k^2)) / 2,
 
 with mbar = V xbar + b (the mean encoding), rbar = xbar - W mbar - mean (the
 mean residual) and A = I_D - W V. Every evaluation costs O(D^2 q) whatever N
@@ -160,7 +160,7 @@ class VAEFit(NamedTuple):
         The last iterate.
     elbos : ndarray, shape (n_iter + 1,)
         ELBO(X, vae^(i)) for i = 0..n_iter, the start included;
-        non-decreasing up to rounding (1e-13 |ELBO| per step).
+        non-decreasing up to rounding (1e-13 abs(ELBO) per step).
     log_likelihoods : ndarray, shape (n_iter + 1,)
         log P(X | decoder^(i)); ``log_likelihoods - elbos`` >= 0 is the gap,
         the summed KL from each q(z | x_n) to the exact posterior.
@@ -265,7 +265,7 @@ def elbo_gradient(X, vae):
     -------
     ELBOGradient
         With mbar = V xbar + b, rbar = xbar - W mbar - mean, A = I - W V and
-        R = |rbar|^2 + tr(A S A^T) + sum_k (W^T W)_kk s_k^2, divided by N:
+        R = rbar^T rbar + tr(A S A^T) + sum_k (W^T W)_kk s_k^2, divided by N:
         d/dW = (rbar mbar^T + A S V^T - W diag(s^2)) / sigma^2,
         d/dmean = rbar / sigma^2,
         d/dsigma^2 = (R / sigma^2 - D) / (2 sigma^2),
@@ -409,7 +409,7 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
 
 
 def fit(X, init, *, tol=1e-10, max_iter=1000):
-    """Train the linear VAE by curvature-scaled gradient ascent on the exact ELBO.
+    """Train the linear VAE by block coordinate ascent on the exact ELBO.
 
     Parameters
     ----------
@@ -437,16 +437,18 @@ def fit(X, init, *, tol=1e-10, max_iter=1000):
 
     Notes
     -----
-    Each step moves the parameters (W, mean, log sigma^2, V, c, log s^2),
-    with c = b + V xbar, along the exact gradient multiplied by the inverse of
-    each block's own curvature (see ``_ascent_direction``; for the
-    variances, the log of the ratio of the block's maximiser to the current
-    value, so that no step overshoots from a bad start). Plain gradient
-    ascent converges too, but slowly: on iris (q = 2) the ELBO's Hessian per
-    point has a condition number of about 2e4, and with a fixed step it needs
-    some 20,000 steps to bring W W^T + sigma^2 I within 1e-3 of the maximum,
+    Each step moves every parameter block (W and the mean, log sigma^2, V
+    and c = b + V xbar, log s^2) at once towards that block's own maximiser
+    with the others held (see ``_ascent_direction``): block coordinate ascent
+    in its simultaneous (Jacobi) form, with step halving. For the variances
+    the step is the log of the ratio of the block's maximiser to the current
+    value, so that no step overshoots from a bad start. Plain gradient ascent
+    converges too, but slowly: on iris (q = 2) the ELBO's Hessian per point
+    at the maximum has a condition number of about 3.4e5
+    (notebooks/80-ppca-to-vae.ipynb, section 5), so a fixed step needs
+    hundreds of thousands of steps per decimal digit,
     where this takes a few hundred. The step length is 1, halved until
-    the ELBO does not decrease by more than its rounding, 1e-13 |ELBO| (at
+    the ELBO does not decrease by more than its rounding, 1e-13 abs(ELBO) (at
     most 50 halvings; then the fit stops as converged). The iteration,
     stopping rule and warnings are the EM core's (``emlib._core.run_em``):
     the "E-pass" evaluates the ELBO and its gradient, the "M-step" is this

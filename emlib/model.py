@@ -8,7 +8,7 @@ zeros.
 
 import numpy as np
 
-from emlib._checks import as_observations, as_responsibilities
+from emlib._checks import as_observations, as_responsibilities, as_sample_weight
 from emlib._numerics import (
     EPS,
     LOG_2PI,
@@ -70,10 +70,10 @@ def log_joint(y, theta):
         return log_normalizers(theta) - z * z
 
 
-def log_likelihood(y, theta):
-    """log P(Y | theta) = sum_j log sum_k alpha_k phi(y_j | theta_k).
+def log_likelihood(y, theta, sample_weight=None):
+    """log P(Y | theta) = sum_j w_j log sum_k alpha_k phi(y_j | theta_k).
 
-    A sum over the N points, not a mean.
+    A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
 
     Parameters
     ----------
@@ -81,14 +81,26 @@ def log_likelihood(y, theta):
         Observations.
     theta : GMM
         Mixture parameters.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: point j counts w_j times (an integer w_j is
+        y_j repeated w_j times).
 
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import emlib
+    >>> theta = emlib.GMM(weights=[0.5, 0.5], means=[-1.0, 1.0], variances=[1.0, 1.0])
+    >>> print(f"{emlib.log_likelihood([-1.2, 0.1, 0.9], theta):.6f}")
+    -4.428305
     """
     y = as_observations(y)
+    w = as_sample_weight(sample_weight, y.size)
     check_theta(theta)
-    return float(log_sum_exp_rows(log_joint(y, theta)).sum())
+    log_p = log_sum_exp_rows(log_joint(y, theta))
+    return float(log_p.sum() if w is None else w @ log_p)
 
 
 def e_step(y, theta):
@@ -114,6 +126,16 @@ def e_step(y, theta):
     -------
     ndarray, shape (N, K)
         Each row a distribution over the K components.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> theta = emlib.GMM(weights=[0.5, 0.5], means=[-1.0, 1.0], variances=[1.0, 1.0])
+    >>> gamma = emlib.e_step([-1.2, 0.1, 0.9], theta)
+    >>> print(gamma.round(4))
+    [[0.9168 0.0832]
+     [0.4502 0.5498]
+     [0.1419 0.8581]]
     """
     y = as_observations(y)
     check_theta(theta)
@@ -164,7 +186,7 @@ def check_components(nk, means, variances):
             )
 
 
-def m_step(y, gamma):
+def m_step(y, gamma, sample_weight=None):
     """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
 
     .. math::
@@ -174,6 +196,10 @@ def m_step(y, gamma):
         \\hat\\sigma_k^2 = \\frac{\\sum_j \\gamma_{jk} (y_j - \\hat\\mu_k)^2}{n_k}
 
     with n_k = sum_j gamma_jk (derived in notebooks/30-gmm-m-step.ipynb).
+    With ``sample_weight`` every gamma_jk becomes w_j gamma_jk, so n_k =
+    sum_j w_j gamma_jk and N becomes sum_j w_j: the maximiser of the weighted
+    Q = sum_j w_j sum_k gamma_jk log(alpha_k phi(y_j | theta_k))
+    (notebooks/66-weights-and-model-selection.ipynb).
 
     Parameters
     ----------
@@ -181,6 +207,8 @@ def m_step(y, gamma):
         Observations.
     gamma : array_like, shape (N, K)
         Responsibilities, each row summing to 1.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0 (default: every w_j = 1).
 
     Returns
     -------
@@ -191,12 +219,22 @@ def m_step(y, gamma):
     ------
     ValueError
         If a component has n_k = 0 or collapses onto a point.
+
+    Examples
+    --------
+    >>> import emlib
+    >>> gamma = [[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]]
+    >>> print(emlib.m_step([-1.2, 0.1, 0.9], gamma))
+    GMM(weights=[0.5, 0.5], means=[-0.626667, 0.493333], variances=[0.528622, 0.341956])
     """
     y = as_observations(y)
     gamma = as_responsibilities(gamma, y.size)
+    w = as_sample_weight(sample_weight, y.size)
     k = gamma.shape[1]
-    nk, means, variances = weighted_moments(gamma.T, np.repeat(y[None, :], k, axis=0))
+    weights = gamma.T if w is None else gamma.T * w  # w_j gamma_jk, (K, N)
+    nk, means, variances = weighted_moments(weights, np.repeat(y[None, :], k, axis=0))
     check_components(nk, means, variances)
-    # alpha_k = n_k / N; sum_k n_k equals N up to rounding (rows sum to 1),
-    # and dividing by it keeps the weights on the simplex exactly.
+    # alpha_k = n_k / N (N = sum_j w_j with weights); sum_k n_k equals it up
+    # to rounding (rows sum to 1), and dividing by it keeps the weights on the
+    # simplex exactly.
     return GMM(nk / nk.sum(), means, variances)

@@ -11,7 +11,7 @@ Lambda_k = Sigma_k^{-1}. The density
 
 is evaluated through Cholesky factors only: Sigma_k = L_k L_k^T, and the
 precision's factor U_k = L_k^{-T} (upper triangular, by substitution, never an
-explicit inverse of Sigma_k), so the quadratic form is |(x - mu_k) U_k|^2 and
+explicit inverse of Sigma_k), so the quadratic form is v^T v, v = U_k^T (x - mu_k), and
 -(1/2) log det Sigma_k = sum_i log U_k[i, i]. Responsibilities are formed in
 log space (log-sum-exp), and the M-step's covariances from centred moments
 (the corrected two-pass update, merged block by block), so data far from the
@@ -40,6 +40,7 @@ from emlib._checks import (
     as_generator,
     as_real_array,
     as_responsibilities,
+    as_sample_weight,
     check_int,
     check_magnitude,
     check_n_components,
@@ -376,23 +377,37 @@ def _log_joint(X, theta):
     return out
 
 
-def log_likelihood(X, theta):
-    """log P(X | theta) = sum_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
+def log_likelihood(X, theta, sample_weight=None):
+    """log P(X | theta) = sum_j w_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
 
-    A sum over the N points, not a mean.
+    A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
 
     Parameters
     ----------
     X : array_like, shape (N, D)
     theta : GMM
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: row j counts w_j times.
 
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> theta = multivariate.GMM([0.5, 0.5], means, [np.eye(2), np.eye(2)])
+    >>> print(f"{multivariate.log_likelihood(X, theta):.6f}")
+    -15.522000
     """
     X = as_points(X)
+    w = as_sample_weight(sample_weight, X.shape[0])
     _check_theta(theta, X.shape[1])
-    return float(log_sum_exp_rows(_log_joint(X, theta)).sum())
+    log_p = log_sum_exp_rows(_log_joint(X, theta))
+    return float(log_p.sum() if w is None else w @ log_p)
 
 
 def e_step(X, theta):
@@ -409,6 +424,21 @@ def e_step(X, theta):
     Returns
     -------
     ndarray, shape (N, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> theta = multivariate.GMM([0.5, 0.5], means, [np.eye(2), np.eye(2)])
+    >>> print(multivariate.e_step(X, theta).round(4))
+    [[0.9608 0.0392]
+     [0.9677 0.0323]
+     [0.9879 0.0121]
+     [0.01   0.99  ]
+     [0.0121 0.9879]
+     [0.0266 0.9734]]
     """
     X = as_points(X)
     _check_theta(theta, X.shape[1])
@@ -601,7 +631,7 @@ def _check_not_singular(means, covariances, covariance_type):
             )
 
 
-def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
+def m_step(X, gamma, covariance_type="full", reg_covar=0.0, sample_weight=None):
     """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
 
     .. math::
@@ -611,7 +641,9 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
         \\hat\\Sigma_k = \\frac{\\sum_j \\gamma_{jk} (x_j - \\hat\\mu_k)
                                 (x_j - \\hat\\mu_k)^T}{n_k} + c I
 
-    with n_k = sum_j gamma_jk and c = ``reg_covar``. "diag" keeps the diagonal
+    with n_k = sum_j gamma_jk and c = ``reg_covar``; with ``sample_weight``
+    every gamma_jk becomes w_j gamma_jk and N becomes sum_j w_j (derived in
+    notebooks/66-weights-and-model-selection.ipynb). "diag" keeps the diagonal
     of Sigma-hat_k, "spherical" the mean of that diagonal, "tied" the single
     matrix sum_k n_k Sigma-hat_k / N (then + c I); derived in
     notebooks/60-multivariate-gmm.ipynb.
@@ -624,6 +656,8 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0, added to each variance as scikit-learn's ``reg_covar`` is.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0 (default: every w_j = 1).
 
     Returns
     -------
@@ -633,9 +667,25 @@ def m_step(X, gamma, covariance_type="full", reg_covar=0.0):
     ------
     ValueError
         If a component has n_k = 0 or its covariance is singular.
+
+    Examples
+    --------
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> gamma = [[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1]]  # a hard assignment
+    >>> theta = multivariate.m_step(X, gamma, covariance_type="diag")
+    >>> print(theta.means.round(4))
+    [[0.0667 0.1   ]
+     [2.0333 2.0667]]
+    >>> print(theta.covariances.round(4))
+    [[0.1089 0.06  ]
+     [0.0822 0.0422]]
     """
     X = as_points(X)
     gamma = as_responsibilities(gamma, X.shape[0])
+    w = as_sample_weight(sample_weight, X.shape[0])
+    if w is not None:
+        gamma *= w[:, None]  # w_j gamma_jk (gamma is a validated copy)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
     k, d = gamma.shape[1], X.shape[1]
@@ -919,7 +969,7 @@ def vector_to_theta(vector, like):
     return GMM(weights / weights.sum(), means.reshape(k, d), covariances, cov_type)
 
 
-def _e_pass(Xt, theta):
+def _e_pass(Xt, theta, sample_weight=None):
     """E-step at theta fused with the M-step's moments, over blocks of points.
 
     Parameters
@@ -927,6 +977,8 @@ def _e_pass(Xt, theta):
     Xt : ndarray, shape (D, N)
         The data transposed (each coordinate contiguous).
     theta : GMM
+    sample_weight : ndarray, shape (N,), optional
+        Validated w_j: log P and the moments weight point j by w_j.
 
     Returns
     -------
@@ -969,8 +1021,13 @@ def _e_pass(Xt, theta):
         w -= peak
         np.exp(w, out=w)
         total = w.sum(axis=0)
-        log_lik += peak.sum() + np.log(total).sum()
         w /= total  # gamma_jk
+        if sample_weight is None:
+            log_lik += peak.sum() + np.log(total).sum()
+        else:
+            wb = sample_weight[start : start + block]
+            log_lik += wb @ (peak + np.log(total))  # sum_j w_j log P(x_j)
+            w *= wb  # w_j gamma_jk
         moments.add(w, dv)
     return float(log_lik), moments
 
@@ -987,6 +1044,7 @@ def em(
     random_state=None,
     accelerate=None,
     stop="gain",
+    sample_weight=None,
 ):
     """Fit a D-dimensional Gaussian mixture by expectation-maximisation.
 
@@ -997,15 +1055,16 @@ def em(
         The start theta^(0) (its ``covariance_type`` must be the one asked
         for), or a number of components K, in which case the start is
         :func:`initial_theta` ``(X, K, covariance_type, reg_covar=reg_covar,
-        random_state=...)``.
+        random_state=...)`` (with ``sample_weight``: of the rows of positive
+        weight).
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     reg_covar : float, default 0.0
         c >= 0 added to every variance in each M-step (scikit-learn's
         ``reg_covar``; its default there is 1e-6).
     tol : float, default 1e-10
         Stop when an iteration raises the log-likelihood by less than
-        ``tol * N``. With ``tol=0`` exactly ``max_iter`` iterations run
-        (unless the log-likelihood falls).
+        ``tol * N`` (N = sum_j w_j with ``sample_weight``). With ``tol=0``
+        exactly ``max_iter`` iterations run (unless the log-likelihood falls).
     max_iter : int, default 1000
         Maximum number of iterations (>= 1).
     n_init : int, default 1
@@ -1021,6 +1080,10 @@ def em(
         diagonals); as in :func:`emlib.em`.
     stop : {"gain", "aitken"}, default "gain"
         The stopping rule, as in :func:`emlib.em`.
+    sample_weight : array_like, shape (N,), optional
+        w_j >= 0, not all 0: EM maximises sum_j w_j log P(x_j | theta), so an
+        integer w_j counts row j w_j times (from the same start), w_j = 0
+        drops it, and scaling every w_j by c > 0 changes nothing.
 
     Returns
     -------
@@ -1041,10 +1104,24 @@ def em(
         from the one asked for), or when a component empties or its
         covariance becomes singular (the message names it and suggests
         ``reg_covar``).
+
+    Examples
+    --------
+    >>> from emlib import multivariate
+    >>> X = [[0.0, 0.4], [0.5, -0.2], [-0.3, 0.1], [2.0, 2.3], [2.4, 1.8], [1.7, 2.1]]
+    >>> means = [[0.0, 0.0], [2.0, 2.0]]
+    >>> start = multivariate.GMM([0.5, 0.5], means, [1.0, 1.0], "spherical")
+    >>> fit = multivariate.em(X, start, covariance_type="spherical")
+    >>> print(fit.converged, fit.theta.weights.round(4), fit.theta.covariances.round(4))
+    True [0.5 0.5] [0.0844 0.0622]
+    >>> print(fit.theta.means.round(4))
+    [[0.0667 0.1   ]
+     [2.0333 2.0667]]
     """
     X = as_points(X)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
+    weights = as_sample_weight(sample_weight, X.shape[0])
     if isinstance(init, GMM):
         _check_theta(init, X.shape[1])
         check_n_components(init.n_components, X.shape[0])
@@ -1063,11 +1140,17 @@ def em(
     elif is_int(init):
         rng = as_generator(random_state)
         check_stopping_rule(tol, max_iter)
+        # The start sees which rows count, not how much (see sample_weight).
+        counted = X if weights is None else X[weights > 0]
         fits = [
             em(
                 X,
                 initial_theta(
-                    X, init, covariance_type, reg_covar=reg_covar, random_state=rng
+                    counted,
+                    init,
+                    covariance_type,
+                    reg_covar=reg_covar,
+                    random_state=rng,
                 ),
                 covariance_type=covariance_type,
                 reg_covar=reg_covar,
@@ -1075,6 +1158,7 @@ def em(
                 max_iter=max_iter,
                 accelerate=accelerate,
                 stop=stop,
+                sample_weight=weights,
             )
             for _ in range(check_int(n_init, "n_init"))
         ]
@@ -1091,10 +1175,10 @@ def em(
         return _m_step_from_moments(theta.means, moments, covariance_type, reg_covar)
 
     return run_em(
-        lambda theta: _e_pass(Xt, theta),
+        lambda theta: _e_pass(Xt, theta, weights),
         m_step_from_moments,
         theta,
-        n=X.shape[0],
+        n=X.shape[0] if weights is None else weights.sum(),
         tol=tol,
         max_iter=max_iter,
         accelerate=accelerate,

@@ -136,8 +136,17 @@ def log_likelihood(X, theta):
     Notes
     -----
     With C = L L^T (Cholesky), log det C = 2 sum_i log L_ii and the
-    quadratic form (x - mean)^T C^-1 (x - mean) = |L^-1 (x - mean)|^2; no
+    quadratic form (x - mean)^T C^-1 (x - mean) = v^T v with v = L^-1 (x - mean); no
     inverse or determinant is formed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import ppca
+    >>> theta = ppca.PPCA(W=[[1.0], [0.5], [0.0]], mean=[0, 0, 0], noise_variance=0.1)
+    >>> X = [[1.0, 0.6, 0.1], [-0.8, -0.3, 0.0], [0.2, 0.0, -0.2]]
+    >>> print(f"{ppca.log_likelihood(X, theta):.6f}")
+    -2.962848
     """
     _check_theta(theta)
     X = as_data(X, theta.n_features)
@@ -164,6 +173,14 @@ def posterior(X, theta):
         m_n = M^-1 W^T (x_n - mean), with M = W^T W + sigma^2 I_q.
     covariance : ndarray, shape (q, q)
         Sigma_z = sigma^2 M^-1, the same for every point.
+
+    Examples
+    --------
+    >>> from emlib import ppca
+    >>> theta = ppca.PPCA(W=[[1.0], [0.5], [0.0]], mean=[0, 0, 0], noise_variance=0.1)
+    >>> means, covariance = ppca.posterior([[1.0, 0.6, 0.1], [-0.8, -0.3, 0.0]], theta)
+    >>> print(means.round(4).ravel(), covariance.round(4))
+    [ 0.963  -0.7037] [[0.0741]]
     """
     _check_theta(theta)
     X = as_data(X, theta.n_features)
@@ -331,6 +348,17 @@ def em(X, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     -----
     Every iteration touches only the D x D sample covariance S, never the
     N points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlib import ppca
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(200, 1))  # one latent coordinate per point
+    >>> X = z @ [[2.0, 1.0, 0.0]] + 0.5 * rng.normal(size=(200, 3))
+    >>> fit = ppca.em(X, 1)
+    >>> print(fit.converged, f"sigma^2 = {fit.theta.noise_variance:.4f}")
+    True sigma^2 = 0.2628
     """
     X = as_data(X)
     n, d = X.shape

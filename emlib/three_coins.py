@@ -256,6 +256,14 @@ def log_likelihood(y, theta):
     float
         ``-inf`` if some toss has probability 0 under theta (for example a
         tail when p = q = 1).
+
+    Examples
+    --------
+    >>> from emlib import three_coins
+    >>> theta = three_coins.ThreeCoins(pi=0.4, p=0.6, q=0.7)
+    >>> y = [1, 1, 0, 1, 0, 0, 1, 0, 1, 1]  # Li Hang's example 9.1
+    >>> print(f"{three_coins.log_likelihood(y, theta):.6f}")
+    -6.808331
     """
     y = _as_tosses(y)
     _check_theta(theta)
@@ -289,6 +297,14 @@ def e_step(y, theta):
     ------
     ValueError
         If a toss has probability 0 under theta (its posterior is 0/0).
+
+    Examples
+    --------
+    >>> from emlib import three_coins
+    >>> theta = three_coins.ThreeCoins(pi=0.4, p=0.6, q=0.7)
+    >>> mu = three_coins.e_step([1, 1, 0, 1, 0, 0, 1, 0, 1, 1], theta)
+    >>> print(mu.round(4))
+    [0.3636 0.3636 0.4706 0.3636 0.4706 0.4706 0.3636 0.4706 0.3636 0.3636]
     """
     y = _as_tosses(y)
     _check_theta(theta)
@@ -325,6 +341,15 @@ def m_step(y, mu):
         or every mu_j is 1): the other coin's bias is then 0/0. Also if they
         give one coin so little weight that pi = sum(mu) / N rounds to 0 or 1
         in double precision (``ThreeCoins`` needs 0 < pi < 1).
+
+    Examples
+    --------
+    >>> from emlib import three_coins
+    >>> theta = three_coins.ThreeCoins(pi=0.4, p=0.6, q=0.7)
+    >>> y = [1, 1, 0, 1, 0, 0, 1, 0, 1, 1]
+    >>> new = three_coins.m_step(y, three_coins.e_step(y, theta))
+    >>> print(f"pi = {new.pi:.4f}, p = {new.p:.4f}, q = {new.q:.4f}")
+    pi = 0.4064, p = 0.5368, q = 0.6432
     """
     y = _as_tosses(y)
     return _m_step(y, _as_posteriors(mu, y.size))
@@ -424,6 +449,15 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     point the second iteration gains nothing beyond rounding, and with the
     default ``tol`` the result has ``n_iter == 2`` (or 1 if the start already
     has that frequency).
+
+    Examples
+    --------
+    >>> from emlib import three_coins
+    >>> theta = three_coins.ThreeCoins(pi=0.4, p=0.6, q=0.7)
+    >>> fit = three_coins.em([1, 1, 0, 1, 0, 0, 1, 0, 1, 1], theta)
+    >>> pi, p, q = fit.theta.pi, fit.theta.p, fit.theta.q
+    >>> print(fit.converged, f"pi = {pi:.4f}, p = {p:.4f}, q = {q:.4f}")
+    True pi = 0.4064, p = 0.5368, q = 0.6432
     """
     y = _as_tosses(y)
     if not isinstance(init, ThreeCoins):

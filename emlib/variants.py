@@ -16,9 +16,10 @@ notebooks/15-free-energy.ipynb:
 """
 
 import itertools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_observations, as_row_stochastic, check_int
 from emlib._numerics import divide_where_mass, weighted_moments
@@ -41,7 +42,12 @@ def _moments_about(y, gamma, centres):
     return weighted_moments(gamma.T, y[None, :] - centres[:, None])
 
 
-def conditional_m_step(y, gamma, theta, block):
+def conditional_m_step(
+    y: ArrayLike,
+    gamma: ArrayLike,
+    theta: GMM,
+    block: Literal["weights", "means", "variances"],
+) -> GMM:
     """Maximise Q(theta, theta^(i)) over one block of theta, the others held.
 
     With n_k = sum_j gamma_jk, the conditional maximisers are
@@ -160,7 +166,7 @@ def _m_step_from_blocks(counts, means, m2):
     return GMM(nk / nk.sum(), mu, variances)
 
 
-def incremental_em_start(y, theta, n_blocks):
+def incremental_em_start(y: ArrayLike, theta: GMM, n_blocks: int) -> IncrementalEM:
     """Full E-step at ``theta``, each block's moments, then the M-step.
 
     Parameters
@@ -213,7 +219,9 @@ def _check_state(state, n):
         )
 
 
-def incremental_em_step(y, state, block):
+def incremental_em_step(
+    y: ArrayLike, state: IncrementalEM, block: int
+) -> IncrementalEM:
     """Refresh the responsibilities of one block of observations, then M-step.
 
     Partial E-step: q_j = P(z_j | y_j, theta) for the rows j of ``block``,

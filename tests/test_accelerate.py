@@ -176,10 +176,18 @@ def hmm_sample(hmm_, length, rng):
 
 OBS = hmm_sample(SEQUENCE, 200, rng)
 COINS = (rng.random(50) < 0.6).astype(float)
+# A Gaussian-emission HMM fitted to a 2-D signal with two regimes, 150 steps.
+GAUSSIAN = hmm.GaussianHMM(
+    [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0, 0.0], [1.5, 1.0]], [[1.0, 1.0]] * 2
+)
+# Regime labels: whether the categorical chain above emits a symbol other than 0.
+REGIMES = hmm_sample(SEQUENCE, 150, rng) > 0
+SIGNAL = GAUSSIAN.means[REGIMES.astype(int)] + rng.normal(size=(150, 2))
 FITS = {  # name: (fit with keyword arguments, N)
     "1-D, slow": (lambda **kw: emlib.em(*overlapping_mixture(), **kw), 1000),
     "full": (lambda **kw: multivariate.em(IRIS, 3, random_state=0, **kw), 150),
     "hmm": (lambda **kw: hmm.em(OBS, SEQUENCE, **kw), OBS.size),
+    "gaussian hmm": (lambda **kw: hmm.em(SIGNAL, GAUSSIAN, **kw), len(SIGNAL)),
     "ppca": (lambda **kw: ppca.em(IRIS, 2, **kw), 150),
     "three coins": (
         lambda **kw: three_coins.em(COINS, three_coins.initial_theta(COINS), **kw),

@@ -6,12 +6,14 @@ where emlib states it, what is expected), not merely to raise.
 """
 
 import math
+import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 
 import emlib
+from emlib._checks import as_observations
 
 Y = np.array([-1.2, 0.3, 0.9, 2.5, 3.1])
 THETA = emlib.GMM([0.4, 0.6], [0.0, 2.0], [1.0, 1.5])
@@ -52,6 +54,8 @@ BAD_Y = [
     ("complex", Y + 1j, TypeError, r"^y " + REAL_NUMBERS + ", got dtype complex"),
     ("ragged", [[1.0, 2.0], [3.0]], TypeError, r"^y " + RAGGED),
     ("huge", Y * 1e151, ValueError, r"^y has magnitude .* rescale y"),
+    # Only the most negative point is out of range: max |y| comes from min(y).
+    ("huge-negative", with_value(Y, 0, -1e151), ValueError, r"^y has magnitude"),
     ("tiny", Y * 1e-160, ValueError, r"^y has magnitude .* rescale y"),
 ]
 
@@ -78,6 +82,23 @@ Y_TAKERS = {
 def test_bad_y(call, y, error, match):
     with pytest.raises(error, match=match):
         call(y)
+
+
+def test_validating_y_copies_it_once():
+    """as_observations holds one float64 copy of y, not two (issue 18).
+
+    Its peak is the copy (8N bytes) plus np.isfinite's boolean mask (N bytes),
+    1.125 times y.nbytes; a second float temporary, such as np.abs(y), would
+    make it 2.125. The bound 1.5 sits between the two.
+    """
+    y = np.random.default_rng(0).normal(size=1_000_000)
+    tracemalloc.start()
+    try:
+        as_observations(y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert y.nbytes <= peak < 1.5 * y.nbytes
 
 
 # theta that is not a GMM, in every function that takes one.

@@ -4,12 +4,15 @@ import json
 import re
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import jsonschema
 import pytest
 from nbval.plugin import get_sanitize_patterns
-from toc import book_toc
+from toc import api_toc, book_toc
+
+import emlib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -76,7 +79,7 @@ def test_notebook_is_stored_executed_in_order(path):
 def test_readme_quick_start_names_the_make_targets():
     readme = (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("lab", "test", "bench", "html"):
+    for target in ("lab", "test", "bench", "mutate", "html"):
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
@@ -95,6 +98,48 @@ def test_book_contents_readme_and_notebooks_agree():
     notebooks = [path.stem for path in NOTEBOOKS]
     assert book_toc() == notebooks
     assert readme_reading_table() == notebooks
+
+
+def overview_reading_map():
+    """The notebook names of the overview's reading map, in order."""
+    cells = json.loads((ROOT / "notebooks" / "00-overview.ipynb").read_text())["cells"]
+    (text,) = [
+        "".join(c["source"]) for c in cells if "## Reading map" in "".join(c["source"])
+    ]
+    return re.findall(r"^\| `([0-9][0-9]-[^`]+)` \|", text, flags=re.MULTILINE)
+
+
+def test_overview_reading_map_lists_the_book_in_order():
+    assert overview_reading_map() == book_toc()
+
+
+def public_modules():
+    """emlib and the modules its __all__ exports: the API reference's pages."""
+    exported = [getattr(emlib, name) for name in emlib.__all__]
+    return ["emlib"] + [m.__name__ for m in exported if isinstance(m, types.ModuleType)]
+
+
+def test_api_reference_has_one_page_per_public_module():
+    # The contents' API toctree, the pages in notebooks/api and emlib's
+    # public modules name the same modules, emlib first; each page documents
+    # its module (autodoc lists the members, so a new function needs no edit).
+    pages = [entry.removeprefix("api/") for entry in api_toc()]
+    assert pages[0] == "emlib"
+    assert sorted(pages) == sorted(public_modules())
+    files = sorted(path.stem for path in (ROOT / "notebooks" / "api").glob("*.md"))
+    assert files == sorted(pages)
+    for module in pages:
+        text = (ROOT / "notebooks" / "api" / f"{module}.md").read_text()
+        assert re.findall(r"^\.\. automodule:: (\S+)$", text, re.MULTILINE) == [module]
+
+
+def test_readme_tour_has_a_row_per_public_module():
+    # The tour's table of modules, which points at their API pages.
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## emlib\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(emlib[a-z_.]*)` \|", section, flags=re.MULTILINE)
+    assert rows == [entry.removeprefix("api/") for entry in api_toc()]
+    assert "build/html/api/emlib.html" in section
 
 
 def test_make_lab_installs_the_quiet_lab_settings():

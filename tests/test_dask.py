@@ -163,6 +163,7 @@ def test_zero_density_names_its_global_index():
         (da.ones(10, chunks=5), 3, TypeError, "init must be an emlib.GMM start"),
         (da.ones(0, chunks=5), START, ValueError, "empty"),
         (da.full(10, 1e200, chunks=5), START, ValueError, "rescale y"),
+        (da.full(10, -1e200, chunks=5), START, ValueError, "rescale y"),
         (da.ones(2, chunks=1), START, ValueError, "1 <= K <= N = 2"),
     ],
 )
@@ -192,3 +193,9 @@ def test_emlib_imports_and_fits_without_dask():
         "assert 'dask.array' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sample_weight_is_refused_with_a_clear_error():
+    y = da.from_array(three_clusters(1000), chunks=300)
+    with pytest.raises(ValueError, match="sample_weight is not supported with a Dask"):
+        emlib.em(y, START, sample_weight=np.ones(1000))

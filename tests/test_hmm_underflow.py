@@ -82,8 +82,8 @@ def test_issue_case_is_finite_and_equals_the_only_path():
     assert_allclose(total, want, rtol=1e-15)
     got = hmm.log_likelihood(obs, model)
     assert_allclose(got, want, rtol=1e-15)
-    assert got >= hmm.viterbi(obs, model)[1]  # exact in log space
-    g, x = hmm.posteriors(obs, model)
+    assert got >= hmm.viterbi(obs, model)[1][0]  # exact in log space
+    (g,), (x,) = hmm.posteriors(obs, model)
     assert_allclose(g, gamma, rtol=0, atol=1e-15)
     assert_allclose(x, xi, rtol=0, atol=1e-15)
 
@@ -141,7 +141,7 @@ def test_log_likelihood_and_posteriors_match_brute_force(case):
     scale = EPS * (1 + abs(total))
     assert abs(got - total) <= 16 * scale
     assert got >= best - 16 * EPS * (1 + abs(best))  # never below Viterbi
-    g, x = hmm.posteriors(obs, model)
+    (g,), (x,) = hmm.posteriors(obs, model)
     assert_allclose(g, gamma, rtol=0, atol=32 * scale)
     assert_allclose(x, xi, rtol=0, atol=32 * scale)
 
@@ -161,4 +161,4 @@ def test_long_sequence_with_repeated_underflow_matches_scipy_forward():
     # log P(O) ~ -6e4 after 300 steps of rounding: measured difference 0;
     # 16 eps relative allows another order of the same sums.
     assert_allclose(got, want, rtol=16 * EPS)
-    assert got >= hmm.viterbi(obs, model)[1]
+    assert got >= hmm.viterbi(obs, model)[1][0]

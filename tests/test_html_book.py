@@ -16,8 +16,10 @@ even untypeset, was most of this module's time. What the pages are made of
 is written by Sphinx and the theme, so most checks read the built HTML
 (parsed with html.parser) and the browser opens a few pages only:
 
-* Static, every page: the sidebar and previous/next (rendered by the theme
-  into the HTML) follow the reading order; every figure of the article is a
+* Static, every page (the chapters, then the API reference's pages in
+  ``api/``, whose links are resolved from there): the sidebar and
+  previous/next (rendered by the theme into the HTML) follow the reading
+  order; every figure of the article is a
   file on disk that decodes as an image of nonzero size; no TeX ("$",
   "\\(", "\\[") is left in the prose of the article outside code, pre,
   script and Sphinx's maths elements; each page with maths loads
@@ -37,7 +39,8 @@ is written by Sphinx and the theme, so most checks read the built HTML
   font, as a reader sees it: every formula typeset, no error, MathJax's own
   files (output jax, fonts) read from disk; the TeX check and the
   undefined-macro test run there. The search page finds the Lagrangian, and
-  a cross-reference of notebook 40 lands on its equation in notebook 30.
+  viterbi in the API reference; a cross-reference of notebook 40 lands on
+  its equation in notebook 30.
   Every request of these pages that is not for a file on disk is aborted
   and fails the tests, and the copy buttons, which a script adds, are
   counted on the overview and on notebook 40. What the other pages are not
@@ -52,6 +55,7 @@ The cross-reference test relies on the equation labels ``gmm-m-step-mu``,
 
 import html
 import os
+import posixpath
 import re
 import warnings
 from html.parser import HTMLParser
@@ -61,7 +65,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import pytest
-from toc import book_toc
+from toc import api_toc, book_toc, reading_order
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -311,6 +315,23 @@ def toc_pages():
     return [name + ".html" for name in book_toc()]
 
 
+def sidebar_pages():
+    """Every page the sidebar lists, in order: the chapters, then the API
+    reference (``api/<module>.html``)."""
+    return [name + ".html" for name in reading_order()]
+
+
+def from_root(name, href):
+    """``href``, a link written in page ``name``, as a path from the book's root.
+
+    The API pages sit in ``api/``, so their links to chapters start ``../``.
+    """
+    if href is None or href == "#":
+        return href
+    path = urlsplit(href).path
+    return posixpath.normpath(posixpath.join(posixpath.dirname(name), path))
+
+
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
     """The book, built from the notebooks as they are now, as by ``make html``."""
@@ -392,8 +413,8 @@ def sample(book, browser):
 @pytest.fixture(scope="module")
 def pages(book):
     """Every page of the book, in reading order, the index first, as read
-    from its HTML (see PageParser)."""
-    return {name: read_page(book / name) for name in ["index.html", *toc_pages()]}
+    from its HTML (see PageParser): the chapters, then the API reference."""
+    return {name: read_page(book / name) for name in ["index.html", *sidebar_pages()]}
 
 
 @pytest.fixture(scope="module")
@@ -528,9 +549,11 @@ def test_sidebar_and_previous_next_follow_the_reading_order(pages):
     for i, name in enumerate(order):
         seen = pages[name]
         # The current page's own entry links to "#".
-        assert seen.sidebar == [*order[:i], "#", *order[i + 1 :]], name
-        assert seen.prev == (order[i - 1] if i > 0 else None), name
-        assert seen.next == (order[i + 1] if i + 1 < len(order) else None), name
+        sidebar = [from_root(name, href) for href in seen.sidebar]
+        assert sidebar == [*order[:i], "#", *order[i + 1 :]], name
+        assert from_root(name, seen.prev) == (order[i - 1] if i > 0 else None), name
+        following = order[i + 1] if i + 1 < len(order) else None
+        assert from_root(name, seen.next) == following, name
 
 
 def test_code_cells_load_the_copy_button(book, pages):
@@ -579,6 +602,34 @@ def test_search_finds_the_lagrangian_in_the_m_step(book, page):
     assert M_STEP_PAGE in found
 
 
+def test_search_finds_the_api_reference(book, page):
+    # The API pages are in the search index, their text and their objects:
+    # "viterbi" is in emlib.hmm's prose and is the name of a function there.
+    page.goto((book / "search.html").as_uri() + "?q=viterbi", timeout=TIMEOUT_MS)
+    results = page.locator("#search-results ul.search li a")
+    results.first.wait_for(timeout=TIMEOUT_MS)
+    hrefs = results.evaluate_all("(links) => links.map((a) => a.getAttribute('href'))")
+    found = {urlsplit(href).path for href in hrefs}
+    assert "api/emlib.hmm.html" in found, found
+    assert any(urlsplit(href).fragment == "emlib.hmm.viterbi" for href in hrefs), hrefs
+
+
+def test_api_pages_document_their_modules(book):
+    # One page per module (tests/test_config.py checks the list), each with
+    # the module's members as autodoc writes them and numpydoc's sections as
+    # field lists (not as text); the overview links to emlib.em's entry.
+    for entry in api_toc():
+        page = (book / f"{entry}.html").read_text("utf-8")
+        module = re.escape(entry.removeprefix("api/"))
+        assert re.search(rf'\bid="module-{module}"', page), entry
+        assert re.search(rf'<dt class="sig sig-object py" id="{module}\.\w+"', page)
+        for field in ("Parameters", "Returns"):
+            assert f'>{field}<span class="colon">:</span></dt>' in page, entry
+        assert "----------" not in page, f"{entry}: a numpydoc section left as text"
+    overview = (book / "00-overview.html").read_text("utf-8")
+    assert 'href="api/emlib.html#emlib.em"' in overview
+
+
 def test_equation_cross_reference_lands_on_the_equation(book, page):
     m_step = (book / M_STEP_PAGE).read_text("utf-8")
     ids = set(re.findall(r'\bid="equation-([^"]+)"', m_step))
@@ -602,15 +653,17 @@ def test_every_link_in_the_book_resolves(book):
     # Sphinx checks the references it makes; this checks the pages as
     # written, the raw HTML anchors of the numerical notes included.
     ids = {
-        path.name: set(re.findall(r'\bid="([^"]+)"', path.read_text("utf-8")))
-        for path in book.glob("*.html")
+        path.relative_to(book).as_posix(): set(
+            re.findall(r'\bid="([^"]+)"', path.read_text("utf-8"))
+        )
+        for path in book.rglob("*.html")
     }
     broken = []
-    for name in ["index.html", *toc_pages()]:
+    for name in ["index.html", *sidebar_pages()]:
         html = (book / name).read_text("utf-8")
         for href in re.findall(r'<a\s[^>]*\bhref="([^"]+)"', html):
             parts = urlsplit(href)
-            target = parts.path or name
+            target = from_root(name, href) if parts.path else name
             if parts.scheme or href == "#":
                 continue
             missing_id = parts.fragment and parts.fragment not in ids.get(target, ())
