@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import sys
+from typing import TypeGuard
 
 import numpy as np
 
@@ -324,9 +325,11 @@ def check_choice(value, choices, name):
     return value
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[int]:
     """True for a Python or numpy integer, False for a bool: an ``init`` that
     is a number of components rather than a parameter object."""
+    # TypeGuard[int]: a numpy integer is typed as the int it stands for, so
+    # ``init: Theta | int`` narrows to int after the test.
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -19,9 +19,11 @@ flat vectors through the two maps the model supplies (``to_vector``,
 
 import itertools
 import warnings
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_real_array, check_choice, check_stopping_rule
 from emlib._numerics import EPS
@@ -105,7 +107,7 @@ class EMResult(NamedTuple):
     n_evaluations: int
 
 
-def rounding_allowance(log_lik, n):
+def rounding_allowance(log_lik: float, n: float) -> float:
     """How far log P may fall between iterates and still be rounding.
 
     ``ROUNDING_ULPS * eps * (|log_lik| + n)``; see the comment at
@@ -126,20 +128,20 @@ def rounding_allowance(log_lik, n):
 
 
 def run_em(
-    e_pass,
-    m_step,
-    theta,
+    e_pass: Callable[[Any], tuple[float, Any]],
+    m_step: Callable[[Any, Any], Any],
+    theta: Any,
     *,
-    n,
-    tol,
-    max_iter,
-    allowance=rounding_allowance,
-    objective="log-likelihood",
-    accelerate=None,
-    stop="gain",
-    to_vector=None,
-    from_vector=None,
-):
+    n: float,
+    tol: float,
+    max_iter: int,
+    allowance: Callable[[float, float], float] = rounding_allowance,
+    objective: str = "log-likelihood",
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+    to_vector: Callable[[Any], np.ndarray] | None = None,
+    from_vector: Callable[..., Any] | None = None,
+) -> EMResult:
     """Iterate EM from ``theta`` until the stopping rule says stop.
 
     Parameters
@@ -344,7 +346,7 @@ def squarem_cycle(e_pass, m_step, state, to_vector, from_vector, fell, step_max)
     return _Iterate(theta_2, *e_pass(theta_2)), step_max
 
 
-def aitken_distance(previous_gain, gain):
+def aitken_distance(previous_gain: float, gain: float) -> float:
     """Aitken's estimate of l* - l_i from the last two gains of a sequence.
 
     With gains g_{i-1} = l_{i-1} - l_{i-2} and g_i = l_i - l_{i-1} of a
@@ -372,7 +374,7 @@ def aitken_distance(previous_gain, gain):
     return gain
 
 
-def aitken_limit(log_likelihoods):
+def aitken_limit(log_likelihoods: ArrayLike) -> np.ndarray:
     """Aitken's Delta^2 estimates of the limit l* of a log-likelihood sequence.
 
     From three successive values l_{i-1}, l_i, l_{i+1}, with

@@ -43,6 +43,7 @@ EM's fixed points unchanged and only slows it).
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib import multivariate as mv
 from emlib._checks import as_array
@@ -53,7 +54,7 @@ from emlib._numerics import LOG_2PI, check_finite_rows
 # ---------------------------------------------------------------------------
 
 
-def as_real_array_with_nan(X):
+def as_real_array_with_nan(X: ArrayLike) -> np.ndarray:
     """``X`` as a new float64 array, NaN allowed (missing), infinities refused."""
     arr = as_array(X, "X")
     if arr.dtype.kind not in "iuf":
@@ -70,7 +71,7 @@ def as_real_array_with_nan(X):
     return arr
 
 
-def check_no_empty_column(X):
+def check_no_empty_column(X: np.ndarray) -> None:
     """Raise if a column of ``X`` (shape (N, D)) has no observed value."""
     empty = np.flatnonzero(np.isnan(X).all(axis=0))
     if empty.size:
@@ -81,7 +82,7 @@ def check_no_empty_column(X):
         )
 
 
-def mean_imputed(X):
+def mean_imputed(X: np.ndarray) -> np.ndarray:
     """The start's data: rows observing something, NaN -> the column's mean.
 
     Parameters
@@ -129,7 +130,7 @@ class Patterns:
         N of the stopping rule tol * N.
     """
 
-    def __init__(self, X, sample_weight=None):
+    def __init__(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         self.n_features = X.shape[1]
         observed = ~np.isnan(X)
         masks, inverse = np.unique(observed, axis=0, return_inverse=True)
@@ -195,7 +196,7 @@ class Patterns:
             check_finite_rows(peaks)
         return dev, log_joint, peak
 
-    def log_likelihood(self, theta):
+    def log_likelihood(self, theta: "mv.GMM") -> float:
         """log P(X_obs | theta), the observed-data log-likelihood, sum_j w_j (...)."""
         sigma, total = theta.full_covariances(), 0.0
         for o, m, rows, values in self.groups:
@@ -207,7 +208,7 @@ class Patterns:
             total += self.weights[rows] @ row_terms
         return float(total)
 
-    def e_pass(self, theta):
+    def e_pass(self, theta: "mv.GMM") -> "tuple[float, mv._Moments]":
         """E-step at theta with the completed moments, about r_k = mu_k.
 
         Returns

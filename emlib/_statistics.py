@@ -60,7 +60,7 @@ class Statistics(NamedTuple):
     m2: np.ndarray
 
 
-def merge_statistics(a, b):
+def merge_statistics(a: Statistics, b: Statistics) -> Statistics:
     """The statistics of the union of two disjoint sets of points.
 
     Chan, Golub and LeVeque's pairwise update: with n = n_a + n_b and
@@ -94,7 +94,12 @@ def merge_statistics(a, b):
     )
 
 
-def chunk_statistics(y, theta, offset=0, sample_weight=None):
+def chunk_statistics(
+    y: np.ndarray,
+    theta: GMM,
+    offset: int = 0,
+    sample_weight: np.ndarray | None = None,
+) -> Statistics:
     """The E-step at theta over the points ``y``, fused with the M-step's moments.
 
     One pass in cache-sized blocks: each block's responsibilities gamma_jk,

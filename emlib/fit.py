@@ -7,7 +7,10 @@ array (``emlib._dask``). ``Statistics``, ``chunk_statistics`` and
 uses them.
 """
 
+from typing import Literal
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import (
     as_observations,
@@ -37,7 +40,7 @@ __all__ = [
 ]
 
 
-def initial_theta(y, n_components):
+def initial_theta(y: ArrayLike, n_components: int) -> GMM:
     """The deterministic start used by ``em(y, K)``.
 
     Equal weights 1/K, means at the (k + 1/2)/K quantiles of the data
@@ -67,7 +70,7 @@ def initial_theta(y, n_components):
     return GMM(np.full(k, 1.0 / k), means, np.full(k, variance))
 
 
-def theta_to_vector(theta):
+def theta_to_vector(theta: GMM) -> np.ndarray:
     """theta as the flat vector SQUAREM extrapolates: (alpha, mu, log sigma^2).
 
     Log variances, because every real vector then maps to positive
@@ -89,7 +92,7 @@ def theta_to_vector(theta):
     return np.concatenate([theta.weights, theta.means, np.log(theta.variances)])
 
 
-def vector_to_theta(vector, like):
+def vector_to_theta(vector: np.ndarray, like: GMM) -> GMM:
     """The GMM of a :func:`theta_to_vector` vector.
 
     Parameters
@@ -117,15 +120,15 @@ def vector_to_theta(vector, like):
 
 
 def em(
-    y,
-    init,
+    y: ArrayLike,
+    init: GMM | int,
     *,
-    sample_weight=None,
-    tol=1e-10,
-    max_iter=1000,
-    accelerate=None,
-    stop="gain",
-):
+    sample_weight: ArrayLike | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+) -> EMResult:
     """Fit a 1-D Gaussian mixture by expectation-maximisation.
 
     Parameters

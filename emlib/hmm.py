@@ -37,9 +37,12 @@ and :func:`viterbi` (a single sequence is a list of one). States and symbols
 are numbered from 0, as in numpy (the book numbers them from 1).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib import _hmm_scan, multivariate
 from emlib._checks import (
@@ -53,7 +56,7 @@ from emlib._checks import (
     is_int,
     read_only,
 )
-from emlib._core import run_em
+from emlib._core import EMResult, run_em
 from emlib._numerics import weighted_moments
 from emlib.model import check_components
 
@@ -136,7 +139,7 @@ class HMM(Parameters):
     transition: np.ndarray
     emission: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         start = _read_only_stochastic(
             "start", self.start, 1, "the distribution of the first state"
         )
@@ -158,16 +161,16 @@ class HMM(Parameters):
         object.__setattr__(self, "emission", emission)
 
     @property
-    def n_states(self):
+    def n_states(self) -> int:
         """Number of hidden states S."""
         return self.start.size
 
     @property
-    def n_symbols(self):
+    def n_symbols(self) -> int:
         """Number of observable symbols M."""
         return self.emission.shape[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fmt = _format_array
         return (
             f"HMM(start={fmt(self.start)}, transition={fmt(self.transition)}, "
@@ -213,7 +216,7 @@ class GaussianHMM(Parameters):
     means: np.ndarray
     variances: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         start = _read_only_stochastic(
             "start", self.start, 1, "the distribution of the first state"
         )
@@ -252,16 +255,16 @@ class GaussianHMM(Parameters):
         object.__setattr__(self, "variances", read_only(variances))
 
     @property
-    def n_states(self):
+    def n_states(self) -> int:
         """Number of hidden states S."""
         return self.start.size
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         """Dimension D of an observation."""
         return self.means.shape[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fmt = _format_array
         return (
             f"GaussianHMM(start={fmt(self.start)}, "
@@ -716,7 +719,9 @@ def _batches(sequences, n_states):
 # ---------------------------------------------------------------------------
 
 
-def log_likelihood(obs, hmm):
+def log_likelihood(
+    obs: ArrayLike | Sequence[ArrayLike], hmm: HMM | GaussianHMM
+) -> float:
     """log P(O | lambda), by the scaled forward recursion.
 
     .. math::
@@ -781,7 +786,9 @@ def _sequential_log_likelihood(seq, hmm):
         return np.log(scale).sum() + log_offset
 
 
-def posteriors(obs, hmm):
+def posteriors(
+    obs: ArrayLike | Sequence[ArrayLike], hmm: HMM | GaussianHMM
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """State posteriors gamma and pair posteriors xi (Li Hang, section 10.2).
 
     .. math::
@@ -832,7 +839,9 @@ def posteriors(obs, hmm):
     _check_hmm(hmm)
     sequences, several = _observations_for(obs, hmm)
     names = _names(len(sequences), several)
-    gammas, xis = [None] * len(sequences), [None] * len(sequences)
+    # Filled by sequence number below; list[Any] as they start as None.
+    gammas: list[Any] = [None] * len(sequences)
+    xis: list[Any] = [None] * len(sequences)
     batches, sequential = _batches(sequences, hmm.n_states)
     for indices, observations in batches:
         emitted, _ = _emission_likelihoods(hmm, observations)
@@ -850,7 +859,9 @@ def posteriors(obs, hmm):
     return gammas, xis
 
 
-def viterbi(obs, hmm):
+def viterbi(
+    obs: ArrayLike | Sequence[ArrayLike], hmm: HMM | GaussianHMM
+) -> tuple[list[np.ndarray], list[float]]:
     """The most probable state path and its log-probability (Li Hang 10.4.2).
 
     The max-product version of the forward recursion, in log space:
@@ -905,7 +916,9 @@ def viterbi(obs, hmm):
     # impossible transitions and emissions need no special case.
     log_start, log_transition = _log_start_transition(hmm)
     names = _names(len(sequences), several)
-    paths, log_probabilities = [None] * len(sequences), [None] * len(sequences)
+    # Filled by sequence number below; list[Any] as they start as None.
+    paths: list[Any] = [None] * len(sequences)
+    log_probabilities: list[Any] = [None] * len(sequences)
     batches, sequential = _batches(sequences, hmm.n_states)
     for indices, observations in batches:
         # The (max, +) scan works in log space: no underflow, no fallback.
@@ -1146,7 +1159,13 @@ def _log_prior(hmm, priors):
     return total
 
 
-def initial_theta(obs, n_states, *, n_symbols=None, random_state=None):
+def initial_theta(
+    obs: ArrayLike | Sequence[ArrayLike],
+    n_states: int,
+    *,
+    n_symbols: int | None = None,
+    random_state: int | np.random.Generator | None = None,
+) -> HMM | GaussianHMM:
     """A random start for ``em(obs, S)``: an :class:`HMM` or a :class:`GaussianHMM`.
 
     Which one follows ``obs``: 1-D integer sequences give an :class:`HMM`,
@@ -1216,7 +1235,7 @@ def initial_theta(obs, n_states, *, n_symbols=None, random_state=None):
     )
 
 
-def theta_to_vector(hmm):
+def theta_to_vector(hmm: HMM | GaussianHMM) -> np.ndarray:
     """lambda as the flat vector SQUAREM extrapolates.
 
     For :class:`HMM`, (pi, A, B): the probabilities themselves, each
@@ -1244,7 +1263,7 @@ def theta_to_vector(hmm):
     return np.concatenate([hmm.start, hmm.transition.ravel(), *emission])
 
 
-def vector_to_theta(vector, like):
+def vector_to_theta(vector: np.ndarray, like: HMM | GaussianHMM) -> HMM | GaussianHMM:
     """The HMM of a :func:`theta_to_vector` vector.
 
     Parameters
@@ -1286,18 +1305,18 @@ def vector_to_theta(vector, like):
 
 
 def em(
-    obs,
-    init,
+    obs: ArrayLike | Sequence[ArrayLike],
+    init: HMM | GaussianHMM | int,
     *,
-    tol=1e-10,
-    max_iter=1000,
-    random_state=None,
-    start_prior=None,
-    transition_prior=None,
-    emission_prior=None,
-    accelerate=None,
-    stop="gain",
-):
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    random_state: int | np.random.Generator | None = None,
+    start_prior: ArrayLike | None = None,
+    transition_prior: ArrayLike | None = None,
+    emission_prior: ArrayLike | None = None,
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+) -> EMResult:
     """Fit an HMM by the Baum-Welch algorithm (EM), or its MAP version.
 
     Each iteration computes gamma and xi at lambda^(i) and sets
@@ -1437,9 +1456,13 @@ def em(
             log_lik += _log_prior(hmm, priors)
         return log_lik, counts
 
+    def m_step(hmm, counts):
+        first, transitions, emissions = counts
+        return _m_step(hmm, first, transitions, emissions, x, priors)
+
     return run_em(
         e_pass,
-        lambda hmm, counts: _m_step(hmm, *counts, x, priors),
+        m_step,
         init,
         n=sum(len(seq) for seq in sequences),
         tol=tol,

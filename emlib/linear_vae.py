@@ -23,9 +23,10 @@ the posterior covariance is sigma^2 (W^T W + sigma^2 I)^-1).
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import Parameters, as_real_array, is_int, read_only
 from emlib._core import run_em
@@ -86,7 +87,7 @@ class LinearVAE(Parameters):
     b: np.ndarray
     encoder_variance: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         decoder = PPCA(self.W, self.mean, self.noise_variance)  # validates these
         d, q = decoder.W.shape
         V = as_real_array(self.V, "V")
@@ -114,21 +115,21 @@ class LinearVAE(Parameters):
         object.__setattr__(self, "encoder_variance", read_only(s2))
 
     @property
-    def decoder(self):
+    def decoder(self) -> PPCA:
         """The generative model p(x) as a :class:`emlib.ppca.PPCA`."""
         return PPCA(self.W, self.mean, self.noise_variance)
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         """D, the dimension of x."""
         return self.W.shape[0]
 
     @property
-    def n_latent(self):
+    def n_latent(self) -> int:
         """q, the dimension of z."""
         return self.W.shape[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"LinearVAE(D={self.n_features}, q={self.n_latent}, "
             f"noise_variance={self.noise_variance:.6g})"
@@ -232,7 +233,7 @@ def _elbo_terms(n, xbar, s, theta):
     return float(elbo), grad, recon
 
 
-def elbo(X, vae):
+def elbo(X: ArrayLike, vae: LinearVAE) -> float:
     """The evidence lower bound of the linear VAE, summed over the points.
 
     Parameters
@@ -253,7 +254,7 @@ def elbo(X, vae):
     return _elbo_terms(X.shape[0], mean, s, _theta_of(vae))[0]
 
 
-def elbo_gradient(X, vae):
+def elbo_gradient(X: ArrayLike, vae: LinearVAE) -> ELBOGradient:
     """The exact gradient of :func:`elbo` in every parameter.
 
     Parameters
@@ -280,7 +281,7 @@ def elbo_gradient(X, vae):
     return ELBOGradient(grad[0], grad[1], float(grad[2]), *grad[3:])
 
 
-def encode(X, vae):
+def encode(X: ArrayLike, vae: LinearVAE) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's Gaussian q(z | x_n) = N(V x_n + b, diag(s^2)) for each point.
 
     Parameters
@@ -299,7 +300,7 @@ def encode(X, vae):
     return X @ vae.V.T + vae.b, np.array(vae.encoder_variance)
 
 
-def best_encoder(theta):
+def best_encoder(theta: PPCA) -> LinearVAE:
     """The encoder that maximises the ELBO for the decoder ``theta``.
 
     With M = W^T W + sigma^2 I_q, the exact posterior of z given x is
@@ -340,7 +341,7 @@ def best_encoder(theta):
 # ---------------------------------------------------------------------------
 
 
-def initial_theta(X, n_latent):
+def initial_theta(X: ArrayLike, n_latent: int) -> LinearVAE:
     """The deterministic start used by ``fit(X, q)``.
 
     The decoder :func:`emlib.ppca.initial_theta` ``(X, q)`` (W's columns on
@@ -408,7 +409,9 @@ def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
     return step_dec[:, :q], step_dec[:, q], step_log_noise, step_v, step_c, step_log_s2
 
 
-def fit(X, init, *, tol=1e-10, max_iter=1000):
+def fit(
+    X: ArrayLike, init: LinearVAE | int, *, tol: float = 1e-10, max_iter: int = 1000
+) -> VAEFit:
     """Train the linear VAE by block coordinate ascent on the exact ELBO.
 
     Parameters
@@ -473,6 +476,7 @@ def fit(X, init, *, tol=1e-10, max_iter=1000):
         q = check_n_latent(init, d, "init")
         init = best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
     _check_vae(init, "init")
+    init = cast(LinearVAE, init)  # _check_vae raised unless it is one
     if init.n_features != d or init.n_latent >= d:
         raise ValueError(
             f"init.W has shape {init.W.shape}; with D = {d} it must be ({d}, q) "

@@ -7,6 +7,7 @@ zeros.
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_observations, as_responsibilities, as_sample_weight
 from emlib._numerics import (
@@ -24,7 +25,7 @@ from emlib.gmm import GMM
 _COLLAPSE_ULPS = 16
 
 
-def check_theta(theta):
+def check_theta(theta: object) -> None:
     """Raise ``TypeError`` unless ``theta`` is a :class:`GMM`."""
     if not isinstance(theta, GMM):
         raise TypeError(
@@ -33,7 +34,7 @@ def check_theta(theta):
         )
 
 
-def log_normalizers(theta):
+def log_normalizers(theta: GMM) -> np.ndarray:
     """log alpha_k - (1/2) log(2 pi sigma_k^2), the y-free part of log P(y, k | theta).
 
     Returns
@@ -46,7 +47,7 @@ def log_normalizers(theta):
     return log_weights - 0.5 * (LOG_2PI + np.log(theta.variances))
 
 
-def log_joint(y, theta):
+def log_joint(y: np.ndarray, theta: GMM) -> np.ndarray:
     """log P(y_j, z_j = k | theta) = log alpha_k + log phi(y_j | mu_k, sigma_k^2).
 
     Parameters
@@ -70,7 +71,9 @@ def log_joint(y, theta):
         return log_normalizers(theta) - z * z
 
 
-def log_likelihood(y, theta, sample_weight=None):
+def log_likelihood(
+    y: ArrayLike, theta: GMM, sample_weight: ArrayLike | None = None
+) -> float:
     """log P(Y | theta) = sum_j w_j log sum_k alpha_k phi(y_j | theta_k).
 
     A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
@@ -103,7 +106,7 @@ def log_likelihood(y, theta, sample_weight=None):
     return float(log_p.sum() if w is None else w @ log_p)
 
 
-def e_step(y, theta):
+def e_step(y: ArrayLike, theta: GMM) -> np.ndarray:
     """Responsibilities gamma-hat_jk = P(z_j = k | y_j, theta) (Bayes' rule).
 
     .. math::
@@ -148,7 +151,7 @@ def e_step(y, theta):
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def check_components(nk, means, variances):
+def check_components(nk: np.ndarray, means: np.ndarray, variances: np.ndarray) -> None:
     """Raise a clear error for a component that has emptied or collapsed.
 
     Parameters
@@ -186,7 +189,9 @@ def check_components(nk, means, variances):
             )
 
 
-def m_step(y, gamma, sample_weight=None):
+def m_step(
+    y: ArrayLike, gamma: ArrayLike, sample_weight: ArrayLike | None = None
+) -> GMM:
     """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
 
     .. math::

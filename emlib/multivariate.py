@@ -31,8 +31,10 @@ type        shape     Sigma_k
 """
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib import _missing
 from emlib._checks import (
@@ -50,7 +52,7 @@ from emlib._checks import (
     is_int,
     read_only,
 )
-from emlib._core import run_em
+from emlib._core import EMResult, run_em
 from emlib._numerics import (
     EPS,
     LOG_2PI,
@@ -80,7 +82,7 @@ _BLOCK_ELEMENTS = 2**16
 # ---------------------------------------------------------------------------
 
 
-def as_points(X, *, allow_missing=False):
+def as_points(X: ArrayLike, *, allow_missing: bool = False) -> np.ndarray:
     """Validate data ``X``: shape (N, D), finite, N >= 1, D >= 1.
 
     With ``allow_missing``, NaN entries are accepted as missing values
@@ -245,7 +247,7 @@ class GMM(Parameters):
     _precision_chol: np.ndarray = field(init=False, repr=False)
     _log_det_precision_chol: np.ndarray = field(init=False, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         cov_type = _check_covariance_type(self.covariance_type)
         weights = as_real_array(self.weights, "weights")
         means = as_real_array(self.means, "means")
@@ -299,16 +301,16 @@ class GMM(Parameters):
             object.__setattr__(self, name, read_only(arr))
 
     @property
-    def n_components(self):
+    def n_components(self) -> int:
         """Number of components K."""
         return self.weights.size
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         """Dimension D of each observation."""
         return self.means.shape[1]
 
-    def full_covariances(self):
+    def full_covariances(self) -> np.ndarray:
         """Sigma_k as a new array of shape (K, D, D), whatever the type."""
         return np.array(
             _as_full(
@@ -319,7 +321,7 @@ class GMM(Parameters):
             )
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"GMM(weights={np.array2string(self.weights, precision=6)}, "
             f"means={np.array2string(self.means, precision=6)}, "
@@ -383,7 +385,9 @@ def _log_joint(X, theta):
     return out
 
 
-def log_likelihood(X, theta, sample_weight=None):
+def log_likelihood(
+    X: ArrayLike, theta: GMM, sample_weight: ArrayLike | None = None
+) -> float:
     """log P(X | theta) = sum_j w_j log sum_k alpha_k N(x_j | mu_k, Sigma_k).
 
     A sum over the N points, not a mean; w_j = 1 without ``sample_weight``.
@@ -423,7 +427,7 @@ def log_likelihood(X, theta, sample_weight=None):
     return float(log_p.sum() if w is None else w @ log_p)
 
 
-def e_step(X, theta):
+def e_step(X: ArrayLike, theta: GMM) -> np.ndarray:
     """Responsibilities gamma-hat_jk = P(z_j = k | x_j, theta), by Bayes' rule.
 
     Computed in log space: exp(log_joint - max_k log_joint), normalised by
@@ -644,7 +648,13 @@ def _check_not_singular(means, covariances, covariance_type):
             )
 
 
-def m_step(X, gamma, covariance_type="full", reg_covar=0.0, sample_weight=None):
+def m_step(
+    X: ArrayLike,
+    gamma: ArrayLike,
+    covariance_type: str = "full",
+    reg_covar: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+) -> GMM:
     """Closed-form maximiser of Q(theta, theta^(i)) given responsibilities.
 
     .. math::
@@ -834,8 +844,13 @@ def _cluster_covariances(X, labels, data_cov, covariance_type, reg_covar):
 
 
 def initial_theta(
-    X, n_components, covariance_type="full", *, reg_covar=0.0, random_state=None
-):
+    X: ArrayLike,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    reg_covar: float = 0.0,
+    random_state: int | np.random.Generator | None = None,
+) -> GMM:
     """The start used by ``em(X, K)``: k-means++ seeds refined by Lloyd's k-means.
 
     1. Seeds by greedy k-means++ (Arthur and Vassilvitskii 2007; the variant of
@@ -903,7 +918,7 @@ def initial_theta(
     return GMM(weights, means, covariances, covariance_type)
 
 
-def theta_to_vector(theta):
+def theta_to_vector(theta: GMM) -> np.ndarray:
     """theta as the flat vector SQUAREM extrapolates.
 
     (alpha, mu, covariance coordinates), where the covariance coordinates
@@ -942,7 +957,7 @@ def theta_to_vector(theta):
     return np.concatenate([theta.weights, theta.means.ravel(), covariance])
 
 
-def vector_to_theta(vector, like):
+def vector_to_theta(vector: np.ndarray, like: GMM) -> GMM:
     """The GMM of a :func:`theta_to_vector` vector.
 
     Parameters
@@ -1046,19 +1061,19 @@ def _e_pass(Xt, theta, sample_weight=None):
 
 
 def em(
-    X,
-    init,
+    X: ArrayLike,
+    init: GMM | int,
     *,
-    covariance_type="full",
-    reg_covar=0.0,
-    tol=1e-10,
-    max_iter=1000,
-    n_init=1,
-    random_state=None,
-    accelerate=None,
-    stop="gain",
-    sample_weight=None,
-):
+    covariance_type: str = "full",
+    reg_covar: float = 0.0,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    n_init: int = 1,
+    random_state: int | np.random.Generator | None = None,
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+    sample_weight: ArrayLike | None = None,
+) -> EMResult:
     """Fit a D-dimensional Gaussian mixture by expectation-maximisation.
 
     Parameters

@@ -19,11 +19,13 @@ S, never the N points.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import Parameters, as_real_array, check_real, is_int, read_only
-from emlib._core import run_em
+from emlib._core import EMResult, run_em
 from emlib._latent_linear import (
     as_data,
     axis_start,
@@ -67,7 +69,7 @@ class PPCA(Parameters):
     mean: np.ndarray
     noise_variance: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         W = as_real_array(self.W, "W")
         mean = as_real_array(self.mean, "mean")
         if W.ndim != 2 or W.shape[1] < 1 or W.shape[0] < W.shape[1]:
@@ -85,22 +87,22 @@ class PPCA(Parameters):
         object.__setattr__(self, "noise_variance", noise)
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         """D, the dimension of x."""
         return self.W.shape[0]
 
     @property
-    def n_latent(self):
+    def n_latent(self) -> int:
         """q, the dimension of z."""
         return self.W.shape[1]
 
-    def covariance(self):
+    def covariance(self) -> np.ndarray:
         """C = W W^T + sigma^2 I_D, the covariance of x; shape (D, D)."""
         cov = self.W @ self.W.T
         cov[np.diag_indices_from(cov)] += self.noise_variance
         return cov
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"PPCA(D={self.n_features}, q={self.n_latent}, "
             f"noise_variance={self.noise_variance:.6g})"
@@ -120,7 +122,7 @@ def _check_theta(theta):
 # ---------------------------------------------------------------------------
 
 
-def log_likelihood(X, theta):
+def log_likelihood(X: ArrayLike, theta: PPCA) -> float:
     """log P(X | theta) = sum_n log N(x_n | mean, W W^T + sigma^2 I).
 
     Parameters
@@ -159,7 +161,7 @@ def log_likelihood(X, theta):
     return float(-0.5 * (n * (d * LOG_2PI + log_det) + np.sum(whitened**2)))
 
 
-def posterior(X, theta):
+def posterior(X: ArrayLike, theta: PPCA) -> tuple[np.ndarray, np.ndarray]:
     """The exact posterior of z given each x_n: N(m_n, Sigma_z).
 
     Parameters
@@ -194,7 +196,7 @@ def posterior(X, theta):
 # ---------------------------------------------------------------------------
 
 
-def initial_theta(X, n_latent):
+def initial_theta(X: ArrayLike, n_latent: int) -> PPCA:
     """The deterministic start used by ``em(X, q)``.
 
     The mean is the sample mean; the q columns of W point along the q
@@ -261,7 +263,7 @@ def _m_step(s, theta, statistics):
     return PPCA(W_new, theta.mean, noise)
 
 
-def theta_to_vector(theta):
+def theta_to_vector(theta: PPCA) -> np.ndarray:
     """(W, sigma^2) as the flat vector SQUAREM extrapolates: (W, log sigma^2).
 
     The mean is left out: EM keeps it at the sample mean. The log makes
@@ -278,7 +280,7 @@ def theta_to_vector(theta):
     return np.append(theta.W.ravel(), np.log(theta.noise_variance))
 
 
-def vector_to_theta(vector, like):
+def vector_to_theta(vector: np.ndarray, like: PPCA) -> PPCA:
     """The PPCA of a :func:`theta_to_vector` vector, with ``like``'s mean.
 
     Parameters
@@ -301,7 +303,15 @@ def vector_to_theta(vector, like):
     return PPCA(vector[:-1].reshape(like.W.shape), like.mean, noise_variance)
 
 
-def em(X, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
+def em(
+    X: ArrayLike,
+    init: PPCA | int,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+) -> EMResult:
     """Fit probabilistic PCA by expectation-maximisation.
 
     Parameters

@@ -26,14 +26,17 @@ fit that minimises the criterion. These functions are re-exported by
 """
 
 import math
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Literal, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import as_generator, check_int
 from emlib._core import EMResult
 from emlib.multivariate import (
     COVARIANCE_TYPES,
+    GMM,
     _check_covariance_type,
     _check_theta,
     as_points,
@@ -45,7 +48,7 @@ from emlib.multivariate import (
 CRITERIA = ("bic", "aic", "icl")
 
 
-def n_parameters(n_components, n_features, covariance_type):
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """The number p of free parameters of a K-component mixture in D dimensions.
 
     (K - 1) mixing weights (they sum to 1), K D mean coordinates, and the
@@ -90,7 +93,7 @@ def _log_likelihood_and_p(X, theta):
     return X, log_likelihood(X, theta), p
 
 
-def bic(X, theta):
+def bic(X: ArrayLike, theta: GMM) -> float:
     """Bayesian information criterion, -2 log P(X | theta) + p log N; lower is better.
 
     scikit-learn's ``GaussianMixture.bic`` convention; mclust's BIC is the
@@ -111,7 +114,7 @@ def bic(X, theta):
     return -2.0 * log_lik + p * math.log(X.shape[0])
 
 
-def aic(X, theta):
+def aic(X: ArrayLike, theta: GMM) -> float:
     """Akaike information criterion, -2 log P(X | theta) + 2 p; lower is better.
 
     Parameters
@@ -127,7 +130,7 @@ def aic(X, theta):
     return -2.0 * log_lik + 2.0 * p
 
 
-def icl(X, theta, assignment="soft"):
+def icl(X: ArrayLike, theta: GMM, assignment: Literal["soft", "map"] = "soft") -> float:
     """Integrated completed likelihood criterion, BIC + 2 EN; lower is better.
 
     Parameters
@@ -217,17 +220,17 @@ class Selection(NamedTuple):
 
 
 def select(
-    X,
-    n_components=range(1, 10),
-    covariance_types=COVARIANCE_TYPES,
-    criterion="bic",
+    X: ArrayLike,
+    n_components: Iterable[int] = range(1, 10),
+    covariance_types: Iterable[str] = COVARIANCE_TYPES,
+    criterion: Literal["bic", "aic", "icl"] = "bic",
     *,
-    n_init=1,
-    random_state=None,
-    reg_covar=0.0,
-    tol=1e-10,
-    max_iter=1000,
-):
+    n_init: int = 1,
+    random_state: int | np.random.Generator | None = None,
+    reg_covar: float = 0.0,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+) -> Selection:
     """Fit every (covariance type, K) of a grid by EM and pick the smallest criterion.
 
     Each fit is ``multivariate.em(X, K, covariance_type=..., n_init=n_init,

@@ -17,8 +17,10 @@ arithmetic), and every theta with that frequency is a maximiser.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emlib._checks import (
     Parameters,
@@ -27,7 +29,7 @@ from emlib._checks import (
     as_real_array,
     check_probability,
 )
-from emlib._core import run_em
+from emlib._core import EMResult, run_em
 
 # ---------------------------------------------------------------------------
 # Parameters
@@ -77,7 +79,7 @@ class ThreeCoins(Parameters):
     p: float
     q: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("pi", "p", "q"):
             object.__setattr__(self, name, check_probability(getattr(self, name), name))
         if not 0.0 < self.pi < 1.0:
@@ -90,7 +92,7 @@ class ThreeCoins(Parameters):
             )
 
     @property
-    def heads_probability(self):
+    def heads_probability(self) -> float:
         """P(y = 1 | theta) = pi p + (1 - pi) q, the chance of recording heads."""
         return self.pi * self.p + (1.0 - self.pi) * self.q
 
@@ -231,7 +233,7 @@ def _log_likelihood(y, theta):
 # ---------------------------------------------------------------------------
 
 
-def log_likelihood(y, theta):
+def log_likelihood(y: ArrayLike, theta: ThreeCoins) -> float:
     """log P(Y | theta), a sum over the N tosses.
 
     .. math::
@@ -270,7 +272,7 @@ def log_likelihood(y, theta):
     return _log_likelihood(y, theta)
 
 
-def e_step(y, theta):
+def e_step(y: ArrayLike, theta: ThreeCoins) -> np.ndarray:
     """Posterior mu_j that toss j came from coin B (Bayes' rule).
 
     .. math::
@@ -311,7 +313,7 @@ def e_step(y, theta):
     return _e_step(y, theta)
 
 
-def m_step(y, mu):
+def m_step(y: ArrayLike, mu: ArrayLike) -> ThreeCoins:
     """Closed-form maximiser of Q(theta, theta^(i)) given the posteriors mu_j.
 
     .. math::
@@ -355,7 +357,7 @@ def m_step(y, mu):
     return _m_step(y, _as_posteriors(mu, y.size))
 
 
-def theta_to_vector(theta):
+def theta_to_vector(theta: ThreeCoins) -> np.ndarray:
     """theta as the flat vector SQUAREM extrapolates: (pi, p, q) themselves.
 
     Three probabilities; :func:`vector_to_theta` rejects an extrapolation
@@ -374,7 +376,7 @@ def theta_to_vector(theta):
     return np.array([theta.pi, theta.p, theta.q])
 
 
-def vector_to_theta(vector, like):
+def vector_to_theta(vector: np.ndarray, like: ThreeCoins) -> ThreeCoins:
     """The ThreeCoins (pi, p, q) of a :func:`theta_to_vector` vector.
 
     Parameters
@@ -396,7 +398,15 @@ def vector_to_theta(vector, like):
     return ThreeCoins(*(float(value) for value in vector))
 
 
-def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
+def em(
+    y: ArrayLike,
+    init: ThreeCoins,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    accelerate: Literal["squarem"] | None = None,
+    stop: Literal["gain", "aitken"] = "gain",
+) -> EMResult:
     """Fit the three-coin model by expectation-maximisation.
 
     Iterates theta^(i+1) = m_step(y, e_step(y, theta^(i))) from ``init``.
@@ -479,7 +489,7 @@ def em(y, init, *, tol=1e-10, max_iter=1000, accelerate=None, stop="gain"):
     )
 
 
-def initial_theta(y):
+def initial_theta(y: ArrayLike) -> ThreeCoins:
     """A deterministic start: pi = 1/2, p and q either side of the heads rate.
 
     With r = mean(y), p = (1 + r) / 2 and q = r / 2, the midpoints of [r, 1]
