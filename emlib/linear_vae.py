@@ -28,11 +28,11 @@ from typing import NamedTuple, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
+from emlib import ppca
 from emlib._checks import Parameters, as_real_array, is_int, read_only
 from emlib._core import run_em
 from emlib._latent_linear import (
     as_data,
-    axis_start,
     check_n_latent,
     latent_precision,
     log_likelihood_from_moments,
@@ -359,16 +359,7 @@ def initial_theta(X: ArrayLike, n_latent: int) -> LinearVAE:
     -------
     LinearVAE
     """
-    X = as_data(X)
-    q = check_n_latent(n_latent, X.shape[1])
-    xbar, s = sample_moments(X)
-    return best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
-
-
-def _axis_decoder(s, q, xbar):
-    """(W, mean, sigma^2) of ppca.initial_theta, from the moments."""
-    W, noise_variance = axis_start(s, q)
-    return W, xbar, noise_variance
+    return best_encoder(ppca.initial_theta(X, n_latent))
 
 
 def _ascent_direction(xbar, s, s_inv, theta, grad, recon, n):
@@ -472,9 +463,8 @@ def fit(
         ) from None
     s_inv = chol_inv.T @ chol_inv
     if is_int(init):
-        # initial_theta(X, q), from the moments already computed.
         q = check_n_latent(init, d, "init")
-        init = best_encoder(PPCA(*_axis_decoder(s, q, xbar)))
+        init = initial_theta(X, q)
     _check_vae(init, "init")
     init = cast(LinearVAE, init)  # _check_vae raised unless it is one
     if init.n_features != d or init.n_latent >= d:
