@@ -287,10 +287,12 @@ def _check_hmm(hmm):
 # ---------------------------------------------------------------------------
 
 
-def _as_sequence(seq, name, n_symbols):
+def _as_sequence(seq, name, n_symbols, check_symbols=True):
     """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M).
 
     ``n_symbols`` None (M not known yet) checks only that symbols are >= 0.
+    ``check_symbols=False`` skips that range check (the caller makes it on
+    many sequences at once).
     """
     arr = as_array(seq, name, expected="a 1-D sequence of ints")
     if arr.size == 0:
@@ -307,6 +309,8 @@ def _as_sequence(seq, name, n_symbols):
             f"{name} must be 1-D (one symbol per time step), got shape "
             f"{arr.shape}; pass several sequences as a list of 1-D sequences."
         )
+    if not check_symbols:
+        return arr.astype(np.int64, copy=False)
     bad = arr < 0 if n_symbols is None else (arr < 0) | (arr >= n_symbols)
     if n_symbols is None and bad.any():
         t = int(np.argmax(bad))
@@ -343,7 +347,16 @@ def _as_observations(obs, n_symbols):
     )
     if not several:
         return [_as_sequence(obs, "obs", n_symbols)], False
-    sequences = [_as_sequence(s, f"obs[{k}]", n_symbols) for k, s in enumerate(obs)]
+    sequences = [
+        _as_sequence(s, f"obs[{k}]", n_symbols, check_symbols=False)
+        for k, s in enumerate(obs)
+    ]
+    # One range check over all symbols (a check per sequence costs more than
+    # a forward pass on 1,000 short ones); on failure, name the sequence.
+    symbols = np.concatenate(sequences)
+    if symbols.min() < 0 or (n_symbols is not None and symbols.max() >= n_symbols):
+        for k, seq in enumerate(sequences):
+            _as_sequence(seq, f"obs[{k}]", n_symbols)
     return sequences, True
 
 
