@@ -64,6 +64,34 @@ import numpy as np
 _SAFE = np.finfo(np.float64).tiny / np.finfo(np.float64).eps
 
 
+# OpenBLAS runs a matrix product on all its threads once m n k >= 262,144
+# (its interface/gemm.c: SMP_THRESHOLD_MIN 65536 x GEMM_MULTITHREAD_THRESHOLD
+# 4). A tall (n, S) x (S, S) product crosses that at n = 16,384 for S = 4, and
+# on a shared 2-core machine the threads then wait for each other: measured
+# 132 ms wall (32 ms CPU) at n = 100,000, S = 4, against 0.9 ms in one
+# thread. Chunks of rows with m n k <= _GEMM_SIZE stay in one thread.
+_GEMM_SIZE = 65_536
+
+
+def _times(x, matrix):
+    """x @ matrix for x (..., S) and matrix (S, S'), in single-threaded chunks."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.empty((len(flat), matrix.shape[1]))
+    rows = max(1, _GEMM_SIZE // matrix.size)
+    for i in range(0, len(flat), rows):
+        np.matmul(flat[i : i + rows], matrix, out=out[i : i + rows])
+    return out.reshape(*x.shape[:-1], matrix.shape[1])
+
+
+def _gram(f, g):
+    """f.T @ g for f (n, S), g (n, S'), summed over single-threaded chunks."""
+    rows = max(1, _GEMM_SIZE // (f.shape[1] * g.shape[1]))
+    total = np.zeros((f.shape[1], g.shape[1]))
+    for i in range(0, len(f), rows):
+        total += f[i : i + rows].T @ g[i : i + rows]
+    return total
+
+
 def _normalise(products):
     """Divide each (S, S) matrix by its largest entry; return it and log(largest).
 
@@ -161,7 +189,7 @@ def _from_block_layout(blocked, n_seq):
     return by_block.transpose(2, 1, 0, 3).reshape(n_seq, n_blocks * block, n_states)
 
 
-def _block_leaves(start, transition, emitted):
+def _block_leaves(start, transition, emitted, block):
     """The scan's leaves when sequences are cut into blocks of L steps.
 
     The product M_1 ... M_T may be bracketed as (block 1)(block 2)...(tail):
@@ -171,6 +199,14 @@ def _block_leaves(start, transition, emitted):
     multiplying by the same A on the right is one (K N S, S) x (S, S) matmul
     per step, far cheaper in numpy than K N separate 4 x 4 products. Block 1
     of each sequence starts from the rank-one M_1 = 1 alpha_1.
+
+    Parameters
+    ----------
+    start : ndarray, shape (S,)
+    transition : ndarray, shape (S, S)
+    emitted : ndarray, shape (N, T, S)
+    block : int
+        L, 1 <= L <= T (L = 1: every step its own leaf, the plain scan).
 
     Returns
     -------
@@ -185,8 +221,7 @@ def _block_leaves(start, transition, emitted):
         the whole batch (one check per step, not per sequence: a batch with
         one underflowing sequence goes to the sequential recursion whole).
     """
-    n_seq, length, n_states = emitted.shape
-    block = _block_length(length)
+    n_seq, _, n_states = emitted.shape
     blocks = _block_layout(emitted, block)
     columns = blocks.shape[1]
     products = transition * blocks[0][:, None, :]  # M_{kL+1} = A diag(b)
@@ -195,8 +230,7 @@ def _block_leaves(start, transition, emitted):
     log_scale = np.zeros(columns)
     ones = np.ones(n_states * n_states)
     for step in blocks[1:]:
-        flat = products.reshape(columns * n_states, n_states) @ transition
-        products = flat.reshape(columns, n_states, n_states)
+        products = _times(products, transition)
         products *= step[:, None, :]  # P A diag(b(o_t))
         worst = min(worst, products.min())
         # Dividing by the sum of the entries keeps them in (0, 1]; the logs
@@ -216,7 +250,7 @@ def _block_leaves(start, transition, emitted):
     return leaves, scales, blocks, bool(worst >= _SAFE)
 
 
-def log_likelihood(start, transition, emitted):
+def log_likelihood(start, transition, emitted, block=None):
     """log P(O | lambda) of N sequences of one length, by the up-sweep alone.
 
     Parameters
@@ -227,6 +261,10 @@ def log_likelihood(start, transition, emitted):
         A.
     emitted : ndarray, shape (N, T, S)
         b_j(o_t) of each sequence.
+    block : int, optional
+        L, the block length (:func:`_block_leaves`); default the whole
+        sequence up to _WHOLE steps, else _BLOCK. L >= T: the forward loop
+        across the batch, no tree.
 
     Returns
     -------
@@ -235,10 +273,14 @@ def log_likelihood(start, transition, emitted):
         False where an entry fell below _SAFE: use the sequential recursion
         for that sequence.
     """
-    if emitted.shape[1] <= _WHOLE:  # one block: the forward loop across the batch
+    length = emitted.shape[1]
+    block = _block_length(length) if block is None else min(block, length)
+    if block == length:  # one block: the forward loop across the batch
         log_lik, _, worst = _forward_across(start, transition, emitted)
         return log_lik, np.full(len(emitted), worst >= _SAFE)
-    leaves, leaf_log_scale, _, exact_blocks = _block_leaves(start, transition, emitted)
+    leaves, leaf_log_scale, _, exact_blocks = _block_leaves(
+        start, transition, emitted, block
+    )
     levels, log_scale, exact = _up_sweep(leaves, leaf_log_scale)
     # Every row of the root is alpha_T divided by exp(log_scale).
     with np.errstate(divide="ignore"):  # a zero row sum only where not exact
@@ -299,7 +341,7 @@ def _down_sweeps(levels):
     return before, after, exact
 
 
-def posteriors(start, transition, emitted):
+def posteriors(start, transition, emitted, block=None):
     """gamma, the pair-count pieces and log P(O) of N sequences of one length.
 
     Parameters
@@ -308,6 +350,8 @@ def posteriors(start, transition, emitted):
     transition : ndarray, shape (S, S)
     emitted : ndarray, shape (N, T, S)
         b_j(o_t) of each sequence.
+    block : int, optional
+        L, as in :func:`log_likelihood`.
 
     Returns
     -------
@@ -323,7 +367,8 @@ def posteriors(start, transition, emitted):
     exact : ndarray of bool, shape (N,)
     """
     n_seq, length, n_states = emitted.shape
-    if length <= _WHOLE:  # one block per sequence: no tree needed
+    block = _block_length(length) if block is None else min(block, length)
+    if block == length:  # one block per sequence: no tree needed
         blocks = _block_layout(emitted, length)
         log_lik, alpha, worst = _forward_across(start, transition, emitted, blocks)
         beta, worst_beta = _backward_across(transition, blocks, np.ones(n_states))
@@ -332,7 +377,7 @@ def posteriors(start, transition, emitted):
         exact = np.full(n_seq, min(worst, worst_beta) >= _SAFE)
         return _gamma(alpha, beta), alpha, emitted[:, 1:] * beta[:, 1:], log_lik, exact
     leaves, leaf_log_scale, blocks, exact_blocks = _block_leaves(
-        start, transition, emitted
+        start, transition, emitted, block
     )
     levels, log_scale, exact = _up_sweep(leaves, leaf_log_scale)
     with np.errstate(divide="ignore"):
@@ -408,11 +453,11 @@ def _forward_across(start, transition, emitted, blocks=None, starts=None):
     log_c = np.empty(blocks.shape[:2])
     u = blocks[0] * start  # alpha_1 = pi * b(o_1)
     if starts is not None:  # alpha_{kL+1} = before M_{kL+1} for later blocks
-        u[n_seq:] = (starts[n_seq:] @ transition) * blocks[0, n_seq:]
+        u[n_seq:] = _times(starts[n_seq:], transition) * blocks[0, n_seq:]
     worst = u.min()
     for step in range(len(blocks)):
         if step:
-            u = (alpha[step - 1] @ transition) * blocks[step]
+            u = _times(alpha[step - 1], transition) * blocks[step]
             worst = min(worst, u.min())
         c = u @ ones
         with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
@@ -434,7 +479,7 @@ def _backward_across(transition, blocks, ends):
     beta[-1] = ends
     worst = np.inf
     for step in range(len(blocks) - 2, -1, -1):
-        v = (blocks[step + 1] * beta[step + 1]) @ transition.T
+        v = _times(blocks[step + 1] * beta[step + 1], transition.T)
         worst = min(worst, v.min())
         with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
             np.divide(v, (v @ ones)[:, None], out=beta[step])
@@ -443,7 +488,7 @@ def _backward_across(transition, blocks, ends):
 
 def _pair_normalisers(alpha, transition, after):
     """sum_ij alpha_t(i) a_ij after_t(j), shape (N, T - 1)."""
-    return ((alpha[:, :-1] @ transition) * after).sum(axis=-1)
+    return np.einsum("nti,nti->nt", _times(alpha[:, :-1], transition), after)
 
 
 def pair_posteriors(alpha, transition, after):
@@ -466,20 +511,22 @@ def transition_counts(alpha, transition, after):
     with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
         weights = alpha[:, :-1] / _pair_normalisers(alpha, transition, after)[..., None]
     n_states = transition.shape[0]
-    flat = weights.reshape(-1, n_states).T @ after.reshape(-1, n_states)
+    flat = _gram(weights.reshape(-1, n_states), after.reshape(-1, n_states))
     return transition * flat
 
 
-def viterbi(log_start, log_transition, log_emitted):
+def viterbi(log_start, log_transition, log_emitted, block=None):
     """Most probable paths of N sequences of one length, by a (max, +) scan.
 
     Max-plus "products" (C_ik = max_j X_ij + Y_jk) are associative as
-    matrix products are (max distributes over +), so the same pairwise tree
-    gives delta at the root. Each product stores its maximising j; going down,
-    a node whose first and last states are (i, k) gives its left child (i, j)
-    and its right child (j, k), j the stored argmax, and leaf t's last state
-    is the state at t. Ties go to the lowest j at each node, which may pick a
-    different maximiser than the sequential backtrack does.
+    matrix products are (+ distributes over max), so the blocks of
+    :func:`_block_leaves` work here too: each block's max-plus product comes
+    from Viterbi's recursion run from every state at once (across all
+    blocks), the pairwise tree over the blocks and the tail gives each leaf's
+    first and last states (:func:`_maxplus_tree`), and inside each block the
+    recursion from its known previous state, with its argmaxes, is read back
+    from its known last state. Ties go to the lowest state at each node and
+    step, which may pick a different maximiser than the sequential backtrack.
 
     Parameters
     ----------
@@ -487,6 +534,9 @@ def viterbi(log_start, log_transition, log_emitted):
     log_transition : ndarray, shape (S, S)
     log_emitted : ndarray, shape (N, T, S)
         log b_j(o_t); -inf allowed.
+    block : int, optional
+        L, the block length; default the whole sequence up to _WHOLE steps,
+        else _BLOCK. L >= T: Viterbi's loop across the batch, no tree.
 
     Returns
     -------
@@ -494,10 +544,66 @@ def viterbi(log_start, log_transition, log_emitted):
     log_probabilities : ndarray, shape (N,)
         -inf for a sequence with probability 0 (its path is then arbitrary).
     """
-    if log_emitted.shape[1] <= _WHOLE:
+    n_seq, length, n_states = log_emitted.shape
+    block = _block_length(length) if block is None else min(block, length)
+    if block == length:
         return _viterbi_across(log_start, log_transition, log_emitted)
-    level = log_transition[None, None] + log_emitted[:, :, None, :]
-    level[:, 0] = (log_start + log_emitted[:, 0])[:, None, :]  # every row delta_1
+    blocks = _block_layout(log_emitted, block)
+    columns = blocks.shape[1]
+    n_blocks = columns // n_seq
+    # Block products, row i: Viterbi's delta over the block from state i
+    # before it (each sequence's first block: from pi, in every row).
+    products = log_transition + blocks[0][:, None, :]
+    products[:n_seq] = (log_start + blocks[0, :n_seq])[:, None, :]
+    for step in blocks[1:]:
+        products = _maxplus_step(products, log_transition) + step[:, None, :]
+    tail = log_transition + log_emitted[:, n_blocks * block :, None, :]
+    by_sequence = products.reshape(n_blocks, n_seq, n_states, n_states)
+    first, last, log_probabilities = _maxplus_tree(
+        np.concatenate([by_sequence.swapaxes(0, 1), tail], axis=1)
+    )
+    # Inside every block: delta from the state before it, then back from the
+    # block's last state along the stored argmaxes.
+    delta = log_transition[first[:, :n_blocks].T.reshape(columns)] + blocks[0]
+    delta[:n_seq] = log_start + blocks[0, :n_seq]
+    psi = np.zeros((block, columns, n_states), dtype=np.intp)
+    for step in range(1, block):
+        candidates = delta[:, :, None] + log_transition  # (K N, i, j)
+        psi[step] = candidates.argmax(axis=1)
+        delta = candidates.max(axis=1) + blocks[step]
+    inside = np.empty((block, columns), dtype=np.intp)
+    inside[-1] = last[:, :n_blocks].T.reshape(columns)
+    every = np.arange(columns)
+    for step in range(block - 1, 0, -1):
+        inside[step - 1] = psi[step, every, inside[step]]
+    body = _from_block_layout(inside[:, :, None], n_seq)[:, :, 0]
+    return np.concatenate([body, last[:, n_blocks:]], axis=1), log_probabilities
+
+
+def _maxplus_step(products, log_transition):
+    """C_ik = max_j P_ij + log a_jk for a batch of P (B, S, S): one max per j."""
+    out = products[:, :, :1] + log_transition[0]
+    for j in range(1, log_transition.shape[0]):
+        np.maximum(out, products[:, :, j : j + 1] + log_transition[j], out=out)
+    return out
+
+
+def _maxplus_tree(level):
+    """The (max, +) tree over leaves (N, n, S, S), read back down.
+
+    Each product stores its maximising middle state j for every (i, k);
+    going down, a node whose first and last states are (i, k) gives its left
+    child (i, j) and its right child (j, k).
+
+    Returns
+    -------
+    first, last : ndarray of int, shape (N, n)
+        Each leaf's state before it (its row) and at its end (its column) on
+        the best path through the whole product (first[:, 0] is 0: the first
+        leaf's rows are all equal).
+    log_probabilities : ndarray, shape (N,)
+        The root's largest entry: max over paths of the log-probability.
+    """
     levels, choices = [level], []
     while level.shape[1] > 1:
         pairs = level.shape[1] // 2
@@ -532,7 +638,7 @@ def viterbi(log_start, log_transition, log_emitted):
         if n_nodes % 2:
             child_first[:, -1], child_last[:, -1] = first[:, -1], last[:, -1]
         first, last = child_first, child_last
-    return last, log_probabilities
+    return first, last, log_probabilities
 
 
 def _viterbi_across(log_start, log_transition, log_emitted):

@@ -13,7 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import logsumexp
 
-from emlib import hmm
+from emlib import _hmm_scan, hmm
 
 # Measured: at most 3e-14 relative (T <= 300); 1e-12 is the bound.
 RTOL = 1e-12
@@ -105,6 +105,22 @@ def test_scan_equals_brute_force(force):
     (path,), (best,) = hmm.viterbi(obs, model)
     assert tuple(path) == paths[int(np.argmax(log_p))]
     assert_allclose(best, log_p.max(), rtol=RTOL)
+    # Every bracketing: single steps (the plain tree), blocks of 2 and of 4
+    # steps with a tail of 2, and one block (the loops, no tree).
+    pi, a = model.start, model.transition
+    emitted = model.emission.T[obs][None]  # (1, T, S)
+    for block in (1, 2, 4, 6):
+        (ll,), (exact,) = _hmm_scan.log_likelihood(pi, a, emitted, block)
+        assert exact
+        assert_allclose(ll, logsumexp(log_p), rtol=RTOL)
+        posterior = _hmm_scan.posteriors(pi, a, emitted, block)
+        assert_allclose(posterior[0][0], gamma, rtol=RTOL)
+        assert_allclose(posterior[3][0], logsumexp(log_p), rtol=RTOL)
+        (path,), (best,) = _hmm_scan.viterbi(
+            np.log(pi), np.log(a), np.log(emitted), block
+        )
+        assert tuple(path) == paths[int(np.argmax(log_p))]
+        assert_allclose(best, log_p.max(), rtol=RTOL)
 
 
 def test_underflowing_sequence_leaves_the_scan(force):
