@@ -83,7 +83,7 @@ def _times(x, matrix):
     return out.reshape(*x.shape[:-1], matrix.shape[1])
 
 
-def _gram(f, g):
+def gram(f, g):
     """f.T @ g for f (n, S), g (n, S'), summed over single-threaded chunks."""
     rows = max(1, _GEMM_SIZE // (f.shape[1] * g.shape[1]))
     total = np.zeros((f.shape[1], g.shape[1]))
@@ -511,7 +511,7 @@ def transition_counts(alpha, transition, after):
     with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
         weights = alpha[:, :-1] / _pair_normalisers(alpha, transition, after)[..., None]
     n_states = transition.shape[0]
-    flat = _gram(weights.reshape(-1, n_states), after.reshape(-1, n_states))
+    flat = gram(weights.reshape(-1, n_states), after.reshape(-1, n_states))
     return transition * flat
 
 
