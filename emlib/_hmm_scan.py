@@ -53,8 +53,9 @@ exact to S eps relative unless some of its terms fell below the smallest
 normal float, which cannot change it by more than S eps relative when the
 entry itself is >= tiny / eps. Each batch function therefore returns per
 sequence whether every leaf and every product entry (before normalising) was
->= tiny / eps; where not, the caller uses the sequential recursion, which has
-its own log-space fallback. Models with zeros in the leaves therefore go to
+>= tiny / eps (inside blocks, one check per step covers the whole batch, so
+one such sequence flags its batch); where not, the caller uses the
+sequential recursion, which has its own log-space fallback. Models with zeros in the leaves therefore go to
 the sequential recursion, except in Viterbi, which works in log space.
 """
 

@@ -136,3 +136,14 @@ def test_underflowing_sequence_leaves_the_scan(force):
     want = np.log(0.5) + 4 * np.log(1e-200) + np.log(1.0 - 1e-200) * 3
     assert_allclose(hmm.log_likelihood(obs, model), want, rtol=RTOL)
     assert_allclose(hmm.viterbi(obs, model)[1][0], want, rtol=RTOL)
+
+
+def test_chunked_products_equal_one_matmul():
+    # _times and gram split tall products into chunks OpenBLAS runs in one
+    # thread (4096 rows at S = 4): 15,000 rows cross three chunk boundaries.
+    rng = np.random.default_rng(5)
+    x, matrix = rng.random((3, 5000, 4)), rng.random((4, 4))
+    assert_allclose(_hmm_scan._times(x, matrix), x @ matrix, rtol=1e-14)
+    f, g = rng.random((15000, 4)), rng.random((15000, 3))
+    # Measured 7e-16: the chunk sums add in another order than one matmul.
+    assert_allclose(_hmm_scan.gram(f, g), f.T @ g, rtol=1e-13)
