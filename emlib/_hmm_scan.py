@@ -55,8 +55,9 @@ entry itself is >= tiny / eps. Each batch function therefore returns per
 sequence whether every leaf and every product entry (before normalising) was
 >= tiny / eps (inside blocks, one check per step covers the whole batch, so
 one such sequence flags its batch); where not, the caller uses the
-sequential recursion, which has its own log-space fallback. Models with zeros in the leaves therefore go to
-the sequential recursion, except in Viterbi, which works in log space.
+sequential recursion, which has its own log-space fallback. Models with
+zeros in the leaves therefore go to the sequential recursion, except in
+Viterbi, which works in log space.
 """
 
 import numpy as np
@@ -77,8 +78,10 @@ _GEMM_SIZE = 65_536
 def _times(x, matrix):
     """x @ matrix for x (..., S) and matrix (S, S'), in single-threaded chunks."""
     flat = x.reshape(-1, x.shape[-1])
-    out = np.empty((len(flat), matrix.shape[1]))
     rows = max(1, _GEMM_SIZE // matrix.size)
+    if len(flat) <= rows:
+        return x @ matrix
+    out = np.empty((len(flat), matrix.shape[1]))
     for i in range(0, len(flat), rows):
         np.matmul(flat[i : i + rows], matrix, out=out[i : i + rows])
     return out.reshape(*x.shape[:-1], matrix.shape[1])
@@ -228,18 +231,21 @@ def _block_leaves(start, transition, emitted, block):
     products = transition * blocks[0][:, None, :]  # M_{kL+1} = A diag(b)
     products[:n_seq] = (start * blocks[0, :n_seq])[:, None, :]  # M_1 = 1 alpha_1
     worst = products.min()
-    log_scale = np.zeros(columns)
+    totals = np.ones((block, columns))
     ones = np.ones(n_states * n_states)
-    for step in blocks[1:]:
-        products = _times(products, transition)
-        products *= step[:, None, :]  # P A diag(b(o_t))
-        worst = min(worst, products.min())
-        # Dividing by the sum of the entries keeps them in (0, 1]; the logs
-        # of the divisors add up to the block's log scale.
-        total = products.reshape(columns, -1) @ ones
-        with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
+    # One errstate for the loop (entering one costs more than a step's
+    # arithmetic on small batches); zeros only where not exact, as in
+    # _normalise.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for step, total in zip(blocks[1:], totals[1:], strict=True):
+            products = _times(products, transition)
+            products *= step[:, None, :]  # P A diag(b(o_t))
+            worst = min(worst, products.min())
+            # Dividing by the sum of the entries keeps them in (0, 1]; the
+            # logs of the divisors add up to the block's log scale.
+            np.matmul(products.reshape(columns, -1), ones, out=total)
             products /= total[:, None, None]
-            log_scale += np.log(total)
+        log_scale = np.log(totals).sum(axis=0)
     n_blocks = columns // n_seq
     tail = transition * emitted[:, n_blocks * block :, None, :]  # M_t
     leaves = np.concatenate(
@@ -451,19 +457,19 @@ def _forward_across(start, transition, emitted, blocks=None, starts=None):
         blocks = _block_layout(emitted, emitted.shape[1])
     ones = np.ones(transition.shape[0])
     alpha = np.empty_like(blocks)
-    log_c = np.empty(blocks.shape[:2])
+    norms = np.empty(blocks.shape[:2])
     u = blocks[0] * start  # alpha_1 = pi * b(o_1)
     if starts is not None:  # alpha_{kL+1} = before M_{kL+1} for later blocks
         u[n_seq:] = _times(starts[n_seq:], transition) * blocks[0, n_seq:]
     worst = u.min()
-    for step in range(len(blocks)):
-        if step:
-            u = _times(alpha[step - 1], transition) * blocks[step]
-            worst = min(worst, u.min())
-        c = u @ ones
-        with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
-            np.divide(u, c[:, None], out=alpha[step])
-            log_c[step] = np.log(c)
+    with np.errstate(divide="ignore", invalid="ignore"):  # as in _block_leaves
+        for step in range(len(blocks)):
+            if step:
+                u = _times(alpha[step - 1], transition) * blocks[step]
+                worst = min(worst, u.min())
+            np.matmul(u, ones, out=norms[step])  # c_t
+            np.divide(u, norms[step][:, None], out=alpha[step])
+        log_c = np.log(norms)
     log_lik = log_c.sum(axis=0).reshape(-1, n_seq).sum(axis=0)
     return log_lik, alpha, worst
 
@@ -479,10 +485,10 @@ def _backward_across(transition, blocks, ends):
     beta = np.empty_like(blocks)
     beta[-1] = ends
     worst = np.inf
-    for step in range(len(blocks) - 2, -1, -1):
-        v = _times(blocks[step + 1] * beta[step + 1], transition.T)
-        worst = min(worst, v.min())
-        with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
+    with np.errstate(divide="ignore", invalid="ignore"):  # as in _block_leaves
+        for step in range(len(blocks) - 2, -1, -1):
+            v = _times(blocks[step + 1] * beta[step + 1], transition.T)
+            worst = min(worst, v.min())
             np.divide(v, (v @ ones)[:, None], out=beta[step])
     return beta, worst
 
@@ -568,10 +574,14 @@ def viterbi(log_start, log_transition, log_emitted, block=None):
     delta = log_transition[first[:, :n_blocks].T.reshape(columns)] + blocks[0]
     delta[:n_seq] = log_start + blocks[0, :n_seq]
     psi = np.zeros((block, columns, n_states), dtype=np.intp)
+    into = np.ascontiguousarray(log_transition.T)  # row j: log a_ij over i
     for step in range(1, block):
-        candidates = delta[:, :, None] + log_transition  # (K N, i, j)
-        psi[step] = candidates.argmax(axis=1)
-        delta = candidates.max(axis=1) + blocks[step]
+        # (K N, j, i): the max over i reduces contiguous rows, and the value
+        # is read at the argmax (half the time of a second reduction).
+        candidates = delta[:, None, :] + into
+        psi[step] = candidates.argmax(axis=2)
+        best = np.take_along_axis(candidates, psi[step][:, :, None], 2)[:, :, 0]
+        delta = best + blocks[step]
     inside = np.empty((block, columns), dtype=np.intp)
     inside[-1] = last[:, :n_blocks].T.reshape(columns)
     every = np.arange(columns)
@@ -654,10 +664,12 @@ def _viterbi_across(log_start, log_transition, log_emitted):
     n_seq, length, n_states = log_emitted.shape
     delta = log_start + log_emitted[:, 0]
     psi = np.zeros((length, n_seq, n_states), dtype=np.intp)
+    into = np.ascontiguousarray(log_transition.T)  # row j: log a_ij over i
     for t in range(1, length):
-        candidates = delta[:, :, None] + log_transition  # (N, i, j)
-        psi[t] = candidates.argmax(axis=1)
-        delta = candidates.max(axis=1) + log_emitted[:, t]
+        candidates = delta[:, None, :] + into  # (N, j, i), as in viterbi
+        psi[t] = candidates.argmax(axis=2)
+        best = np.take_along_axis(candidates, psi[t][:, :, None], 2)[:, :, 0]
+        delta = best + log_emitted[:, t]
     rows = np.arange(n_seq)
     paths = np.empty((n_seq, length), dtype=np.intp)
     paths[:, -1] = delta.argmax(axis=-1)
