@@ -696,13 +696,15 @@ def _summed(posterior, pairs):
 def _use_scan(n_states, length, n_sequences):
     """Whether the parallel scan beats the sequential loop: S states, N x T.
 
-    The scan does O(S^3 N T) work in ~log2 T numpy calls, the loop
-    O(S^2 T) in ~T calls per sequence. benchmarks/bench_hmm.py's crossover
-    table (log_likelihood of one sequence, medians on a loaded 2-core
-    machine): the scan was 1.1-1.3x faster at T = 100 and 6-22x at
-    T >= 1000 for S <= 8, 1.4-2.3x at S = 16 (T >= 1000), and 2-14x slower at
-    S = 32; at T = 10 the loop was 2x faster. A batch of N sequences makes
-    one scan do the work of N loops, so the rule counts N T.
+    The scan does O(S^3 N T) work in ~L + log2 T numpy calls (blocks of L
+    steps, see emlib/_hmm_scan.py), the loop O(S^2 T) in ~T calls per
+    sequence. benchmarks/bench_hmm.py's crossover table (log_likelihood of
+    one sequence, median CPU seconds on a 2-core machine loaded by other
+    jobs): at S = 4 the scan was as fast as the loop at T = 100, 3.4x
+    faster at T = 1000 and 20x at T = 10,000; at S = 16, 0.7x, 2.7x and
+    3.9x; at S = 32, 0.8x, 0.9x and 1.4x (too close to switch); at T = 10
+    the scan took 1.1-1.4x the loop's wall time. A batch of N sequences makes one scan do
+    the work of N loops, so the rule counts N T.
     """
     return (
         length > 1
