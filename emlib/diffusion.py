@@ -17,6 +17,7 @@ Arrays over steps are 0-based: entry ``t - 1`` holds step t = 1..T, as in
 the paper's 1-based notation.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -743,6 +744,11 @@ def denoising_mse(
     return mixture_expectation(squared_error, noised, points_per_sd)
 
 
+def _at_step(denoiser: Denoiser, t: int, x: np.ndarray) -> np.ndarray:
+    """``denoiser`` at step ``t``: the one-argument denoiser denoising_mse takes."""
+    return denoiser(x, t)
+
+
 def ddpm_bound(
     theta: GMM,
     schedule: NoiseSchedule,
@@ -806,7 +812,7 @@ def ddpm_bound(
                 theta,
                 b,
                 points_per_sd,
-                None if denoiser is None else lambda x, t=t: denoiser(x, t),
+                None if denoiser is None else functools.partial(_at_step, denoiser, t),
             )
             for t, b in enumerate(bars, start=1)
         ]

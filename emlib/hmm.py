@@ -703,8 +703,8 @@ def _use_scan(n_states, length, n_sequences):
     jobs): at S = 4 the scan was as fast as the loop at T = 100, 3.4x
     faster at T = 1000 and 20x at T = 10,000; at S = 16, 0.7x, 2.7x and
     3.9x; at S = 32, 0.8x, 0.9x and 1.4x (too close to switch); at T = 10
-    the scan took 1.1-1.4x the loop's wall time. A batch of N sequences makes one scan do
-    the work of N loops, so the rule counts N T.
+    the scan took 1.1-1.4x the loop's wall time. A batch of N sequences
+    makes one scan do the work of N loops, so the rule counts N T.
     """
     return (
         length > 1
