@@ -3,6 +3,7 @@
 Other models have modules of their own: D-dimensional mixtures with
 scikit-learn's covariance types (``emlib.multivariate``) and the choice of
 their number and covariance type by BIC, AIC or ICL (``emlib.selection``),
+online EM over mini-batches (``emlib.online_em``),
 the three-coin model (``emlib.three_coins``), categorical hidden Markov
 models (``emlib.hmm``),
 probabilistic PCA and its linear VAE (``emlib.ppca``, ``emlib.linear_vae``)
@@ -22,6 +23,7 @@ from emlib import (
     selection,
     three_coins,
 )
+from emlib._checks import RecomputeWarning
 from emlib._core import ConvergenceWarning, EMResult, aitken_limit
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import em, initial_theta
@@ -29,6 +31,7 @@ from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.information import observed_information
 from emlib.model import e_step, log_likelihood, m_step
+from emlib.online import online_em
 from emlib.variants import (
     IncrementalEM,
     conditional_m_step,
@@ -41,6 +44,7 @@ __all__ = [
     "ConvergenceWarning",
     "EMResult",
     "IncrementalEM",
+    "RecomputeWarning",
     "aitken_limit",
     "conditional_m_step",
     "diffusion",
@@ -59,6 +63,7 @@ __all__ = [
     "m_step",
     "multivariate",
     "observed_information",
+    "online_em",
     "ppca",
     "q_function",
     "selection",
