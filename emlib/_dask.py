@@ -45,6 +45,10 @@ from emlib.gmm import GMM
 # many merge tasks as chunks); 8 needs a seventh of that, while each merge
 # stays a few microseconds of arithmetic on K-sized arrays.
 _FAN_IN = 8
+# Chunks this small (rows in all) that share a leaf task are reduced as one
+# array: copying them costs less than a call apiece. The in-memory passes'
+# own block sizes are of this order.
+_SMALL_ROWS = 65536
 
 
 # ---------------------------------------------------------------------------
@@ -106,13 +110,14 @@ def tree_reduce(x, chunk_fn, merge_fn, argument):
     held: list[tuple[np.ndarray, int]] = []  # arrays not yet in a leaf
     for key, offset in zip(_chunk_keys(x), _offsets(x), strict=True):
         value = graph[key]
-        if not isinstance(value, np.ndarray):
-            leaves.append(([key], [offset]))
-            continue
-        held.append((value, offset))
-        if len(held) == _FAN_IN:
+        if isinstance(value, np.ndarray):
+            held.append((value, offset))
+        if held and (len(held) == _FAN_IN or not isinstance(value, np.ndarray)):
+            # A run of consecutive chunks (a task chunk ends the run).
             leaves.append(([c for c, _ in held], [o for _, o in held]))
             held = []
+        if not isinstance(value, np.ndarray):
+            leaves.append(([key], [offset]))
     if held:
         leaves.append(([c for c, _ in held], [o for _, o in held]))
     level: list[Any] = []
@@ -144,7 +149,15 @@ def tree_reduce(x, chunk_fn, merge_fn, argument):
 
 
 def _reduce_chunks(chunk_fn, merge_fn, chunks, argument, offsets):
-    """A leaf: merge_fn over chunk_fn of each of its chunks."""
+    """A leaf: merge_fn over chunk_fn of each of its chunks (consecutive rows).
+
+    Chunks of at most ``_SMALL_ROWS`` rows in all are reduced as one array,
+    their concatenation: the statistics of a union are the merge of its
+    parts' (exact up to rounding), and one call saves the fixed cost of a
+    call per tiny chunk (about 0.15 ms, more than four points' arithmetic).
+    """
+    if len(chunks) > 1 and sum(len(c) for c in chunks) <= _SMALL_ROWS:
+        return chunk_fn(np.concatenate(chunks), argument, offsets[0])
     parts = [
         chunk_fn(chunk, argument, offset)
         for chunk, offset in zip(chunks, offsets, strict=True)
