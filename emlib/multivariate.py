@@ -1214,102 +1214,55 @@ def em(
     [[0.0667 0.1   ]
      [2.0333 2.0667]]
     """
+    covariance_type = _check_covariance_type(covariance_type)
+    reg_covar = check_real(reg_covar, "reg_covar")
     if is_dask_array(X):
         from emlib import _dask  # Dask is optional: imported only when used
 
-        covariance_type = _check_covariance_type(covariance_type)
         n, e_pass = _dask.mixture_e_pass(
             X, init, covariance_type, n_init, sample_weight
         )
-        return _run_em(
-            e_pass,
-            n,
-            init,
-            covariance_type,
-            reg_covar,
-            tol,
-            max_iter,
-            accelerate,
-            stop,
-        )
-    X = as_points(X, allow_missing=True)
-    covariance_type = _check_covariance_type(covariance_type)
-    reg_covar = check_real(reg_covar, "reg_covar")
-    weights = as_sample_weight(sample_weight, X.shape[0])
-    if isinstance(init, GMM):
-        _check_start(init, X.shape[0], X.shape[1], covariance_type, n_init)
         theta = init
-    elif is_int(init):
-        rng = as_generator(random_state)
-        check_stopping_rule(tol, max_iter)
-        # The start sees which rows count, not how much (see sample_weight),
-        # and NaN filled by column means (X itself when nothing is missing).
-        counted = X if weights is None else X[weights > 0]
-        start_data = _missing.mean_imputed(counted)
-        fits = [
-            em(
-                X,
-                initial_theta(
-                    start_data,
-                    init,
-                    covariance_type,
+    else:
+        X = as_points(X, allow_missing=True)
+        weights = as_sample_weight(sample_weight, X.shape[0])
+        if isinstance(init, GMM):
+            _check_start(init, X.shape[0], X.shape[1], covariance_type, n_init)
+            theta = init
+        elif is_int(init):
+            rng = as_generator(random_state)
+            check_stopping_rule(tol, max_iter)
+            # The start sees which rows count, not how much (see sample_weight),
+            # and NaN filled by column means (X itself when nothing is missing).
+            counted = X if weights is None else X[weights > 0]
+            start_data = _missing.mean_imputed(counted)
+            fits = [
+                em(
+                    X,
+                    initial_theta(
+                        start_data,
+                        init,
+                        covariance_type,
+                        reg_covar=reg_covar,
+                        random_state=rng,
+                    ),
+                    covariance_type=covariance_type,
                     reg_covar=reg_covar,
-                    random_state=rng,
-                ),
-                covariance_type=covariance_type,
-                reg_covar=reg_covar,
-                tol=tol,
-                max_iter=max_iter,
-                accelerate=accelerate,
-                stop=stop,
-                sample_weight=weights,
+                    tol=tol,
+                    max_iter=max_iter,
+                    accelerate=accelerate,
+                    stop=stop,
+                    sample_weight=weights,
+                )
+                for _ in range(check_int(n_init, "n_init"))
+            ]
+            return max(fits, key=lambda fit: fit.log_likelihoods[-1])
+        else:
+            raise TypeError(
+                "init must be an emlib.multivariate.GMM start or a number of "
+                f"components K (int), got {type(init).__name__}."
             )
-            for _ in range(check_int(n_init, "n_init"))
-        ]
-        return max(fits, key=lambda fit: fit.log_likelihoods[-1])
-    else:
-        raise TypeError(
-            "init must be an emlib.multivariate.GMM start or a number of "
-            f"components K (int), got {type(init).__name__}."
-        )
-    if np.isnan(X).any():
-        patterns = _missing.Patterns(X, weights)
-        e_pass, n = patterns.e_pass, patterns.n_rows
-    else:
-        Xt = np.ascontiguousarray(X.T)
-        e_pass = lambda theta: _e_pass(Xt, theta, weights)  # noqa: E731
-        n = X.shape[0] if weights is None else weights.sum()
-    return _run_em(
-        e_pass, n, theta, covariance_type, reg_covar, tol, max_iter, accelerate, stop
-    )
-
-
-def _check_start(init, n_points, n_features, covariance_type, n_init):
-    """Check a GMM start against the data's N and D and em's arguments."""
-    _check_theta(init, n_features)
-    check_n_components(init.n_components, n_points)
-    if init.covariance_type != covariance_type:
-        raise ValueError(
-            f"init has covariance_type={init.covariance_type!r} but em was "
-            f"asked for covariance_type={covariance_type!r}; pass "
-            f"covariance_type={init.covariance_type!r} or a start of that type."
-        )
-    if n_init != 1:
-        raise ValueError(
-            f"n_init = {n_init} starts need init to be a number of components "
-            "K (int); with a GMM start pass n_init=1."
-        )
-
-
-def _run_em(
-    e_pass, n, theta, covariance_type, reg_covar, tol, max_iter, accelerate, stop
-):
-    """run_em with this model's M-step and SQUAREM coordinates.
-
-    ``e_pass(theta) -> (log_lik, _Moments about theta's means)``, in memory,
-    with missing values, or over a Dask array's chunks; n = N (or sum_j w_j).
-    """
-    reg_covar = check_real(reg_covar, "reg_covar")
+        n, e_pass = _in_memory_e_pass(X, weights)
 
     def m_step_from_moments(theta, moments):
         # The E-pass took deviations about r_k = mu_k, theta's means.
@@ -1327,3 +1280,30 @@ def _run_em(
         to_vector=theta_to_vector,
         from_vector=vector_to_theta,
     )
+
+
+def _in_memory_e_pass(X, weights):
+    """N (or sum_j w_j) and the E-pass over validated X (NaN: missing values)."""
+    if np.isnan(X).any():
+        patterns = _missing.Patterns(X, weights)
+        return patterns.n_rows, patterns.e_pass
+    Xt = np.ascontiguousarray(X.T)
+    n = X.shape[0] if weights is None else weights.sum()
+    return n, lambda theta: _e_pass(Xt, theta, weights)
+
+
+def _check_start(init, n_points, n_features, covariance_type, n_init):
+    """Check a GMM start against the data's N and D and em's arguments."""
+    _check_theta(init, n_features)
+    check_n_components(init.n_components, n_points)
+    if init.covariance_type != covariance_type:
+        raise ValueError(
+            f"init has covariance_type={init.covariance_type!r} but em was "
+            f"asked for covariance_type={covariance_type!r}; pass "
+            f"covariance_type={init.covariance_type!r} or a start of that type."
+        )
+    if n_init != 1:
+        raise ValueError(
+            f"n_init = {n_init} starts need init to be a number of components "
+            "K (int); with a GMM start pass n_init=1."
+        )
