@@ -12,7 +12,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/emlib.json
 # Quiet a jupyter_core deprecation warning (pytest turns warnings into errors).
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: lab test lint bench mutate html clean
+.PHONY: lab test test-book lint bench mutate html clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,8 +36,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Everything but the book: lint, unit tests, doctests, every notebook (nbval).
 test: lint
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 -m "not book"
+
+# The book: the Sphinx build of `make html`, read as HTML and in headless
+# Chromium (tests/test_html_book.py). CI runs it after `make test`.
+test-book: $(STAMP)
+	$(BIN)/pytest -m book
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_em.py

@@ -1,7 +1,13 @@
 """emlib.hmm against hmmlearn 0.3.3's CategoricalHMM (implementation="scaling").
 
 Run with ``make bench``. Every time is the median of REPEATS calls, emlib
-and hmmlearn interleaved call by call so that both see the same load. Cases
+and hmmlearn interleaved call by call so that both see the same load. Wall
+time is what the issue's targets name; CPU time (time.process_time, this
+process's user + system time over all its threads) is printed beside it
+because the 2-core machine is shared: under load the wall times measure the
+other processes too. CPU time counts OpenBLAS's helper threads, which spin
+while they wait, so it overstates emlib (numpy's matmul calls BLAS) against
+hmmlearn (single-threaded C++). Cases
 (issue 23): one sequence of T = 100,000 at S = 4, M = 8; 1,000 sequences of
 length 100 at S = 4; one sequence of T = 10,000 at S = 64. Operations:
 log_likelihood (hmmlearn ``score``), posteriors (``predict_proba``; emlib
@@ -10,8 +16,10 @@ with n_iter=1 from the same start).
 
 The second table is the crossover that sets emlib.hmm._SCAN_MAX_STATES: the
 parallel scan against emlib's sequential loop for log_likelihood on one
-sequence, over S and T; it also writes benchmarks/hmm_scaling.csv (time
-against T, S = 4) for notebook 71's figure.
+sequence, over S and T, in CPU time (both run in one thread: emlib._hmm_scan
+keeps its products below OpenBLAS's threading threshold); it also writes
+benchmarks/hmm_scaling.csv (time against T, S = 4; not committed, notebook
+71 plots work and depth instead, which nbval can compare).
 """
 
 import csv
@@ -53,19 +61,24 @@ def hmmlearn_model(model, n_iter=1):
     return other
 
 
-def medians(*calls, repeats=REPEATS):
+def medians(*calls, repeats=REPEATS, clock=time.perf_counter):
     """Median seconds of each call, the calls interleaved repeat by repeat."""
     times = np.zeros((repeats, len(calls)))
     for r in range(repeats):
         for c, call in enumerate(calls):
-            start = time.perf_counter()
+            start = clock()
             call()
-            times[r, c] = time.perf_counter() - start
+            times[r, c] = clock() - start
     return np.median(times, axis=0)
 
 
+def wall_and_cpu(*calls):
+    """Median wall seconds of each call, then median CPU seconds of each."""
+    return medians(*calls), medians(*calls, clock=time.process_time)
+
+
 def compare(name, model, sequences):
-    """Rows (case, operation, emlib s, hmmlearn s, ratio) for one case."""
+    """Rows (case, operation, wall emlib / hmmlearn s, CPU emlib / hmmlearn s)."""
     obs = sequences if len(sequences) > 1 else sequences[0]
     data = np.concatenate(sequences)[:, None]
     lengths = [len(s) for s in sequences]
@@ -96,8 +109,8 @@ def compare(name, model, sequences):
     }
     rows = []
     for operation, (ours, theirs) in operations.items():
-        t_ours, t_theirs = medians(ours, theirs)
-        rows.append((name, operation, t_ours, t_theirs, t_ours / t_theirs))
+        wall, cpu = wall_and_cpu(ours, theirs)
+        rows.append((name, operation, *wall, *cpu))
     return rows
 
 
@@ -128,6 +141,7 @@ def crossover(rng):
                         lambda: hmm.log_likelihood(obs, model)  # noqa: B023
                     ),
                     repeats=5,
+                    clock=time.process_time,
                 )
             finally:
                 hmm._SCAN_MAX_STATES, hmm._SCAN_MIN_STEPS = saved, saved_steps
@@ -141,11 +155,17 @@ def main():
     rows = compare("T=100000 S=4", model4, [rng.integers(0, M, 100_000)])
     rows += compare("1000 x 100 S=4", model4, list(rng.integers(0, M, (1000, 100))))
     rows += compare("T=10000 S=64", model64, [rng.integers(0, M, 10_000)])
-    print(f"{'case':16} {'operation':24} {'emlib s':>9} {'hmmlearn s':>10} ratio")
-    for case, operation, ours, theirs, ratio in rows:
-        print(f"{case:16} {operation:24} {ours:9.4f} {theirs:10.4f} {ratio:5.2f}")
+    print(f"{'':41} {'wall time (s)':^25}   {'CPU time (s)':^25}")
+    head = f"{'emlib':>8} {'hmmlearn':>8} {'ratio':>6}"
+    print(f"{'case':16} {'operation':24} {head}   {head}")
+    for case, operation, ours, theirs, cpu_ours, cpu_theirs in rows:
+        print(
+            f"{case:16} {operation:24} {ours:8.4f} {theirs:8.4f} "
+            f"{ours / theirs:6.2f}   {cpu_ours:8.4f} {cpu_theirs:8.4f} "
+            f"{cpu_ours / cpu_theirs:6.2f}"
+        )
 
-    print("\nscan vs sequential loop, log_likelihood, one sequence (median s)")
+    print("\nscan vs sequential loop, log_likelihood, one sequence (median CPU s)")
     print(f"{'S':>3} {'T':>6} {'scan':>9} {'loop':>9} loop/scan")
     scaling = crossover(rng)
     for n_states, length, t_scan, t_loop in scaling:

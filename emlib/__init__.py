@@ -4,11 +4,12 @@ Other models have modules of their own: D-dimensional mixtures with
 scikit-learn's covariance types (``emlib.multivariate``) and the choice of
 their number and covariance type by BIC, AIC or ICL (``emlib.selection``),
 online EM over mini-batches (``emlib.online_em``),
-the three-coin model (``emlib.three_coins``), categorical hidden Markov
-models (``emlib.hmm``),
-probabilistic PCA and its linear VAE (``emlib.ppca``, ``emlib.linear_vae``)
-and diffusion on a Gaussian-mixture data
-distribution (``emlib.diffusion``).
+the three-coin model (``emlib.three_coins``), hidden Markov models with
+categorical or Gaussian emissions (``emlib.hmm``), probabilistic PCA and
+its linear VAE (``emlib.ppca``, ``emlib.linear_vae``), diffusion on a
+Gaussian-mixture data distribution (``emlib.diffusion``), and the learned
+models measured against those exact answers: a small numpy MLP
+(``emlib.neural``) and a nonlinear VAE (``emlib.vae``).
 
 The numeric side of the suite: every formula here is derived with SymPy in
 the notebooks, which check it against this library on data.
@@ -19,9 +20,11 @@ from emlib import (
     hmm,
     linear_vae,
     multivariate,
+    neural,
     ppca,
     selection,
     three_coins,
+    vae,
 )
 from emlib._checks import RecomputeWarning
 from emlib._core import ConvergenceWarning, EMResult, aitken_limit
@@ -62,10 +65,12 @@ __all__ = [
     "log_likelihood",
     "m_step",
     "multivariate",
+    "neural",
     "observed_information",
     "online_em",
     "ppca",
     "q_function",
     "selection",
     "three_coins",
+    "vae",
 ]

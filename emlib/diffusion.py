@@ -35,6 +35,16 @@ from emlib._numerics import LOG_2PI, log_sum_exp_rows
 from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.model import check_theta, e_step, log_joint
+from emlib.neural import (
+    MLP,
+    Adam,
+    _forward,
+    from_arrays,
+    init_mlp,
+    mlp_backward,
+    mlp_forward,
+    to_arrays,
+)
 
 # ---------------------------------------------------------------------------
 # The noise schedule
@@ -438,6 +448,57 @@ def _check_reverse_variances(reverse_variances, schedule):
     return variances
 
 
+Denoiser = Callable[[np.ndarray, int], np.ndarray]
+"""x0-hat(x_t, t): maps x_t of shape (N,) at step t (1..T) to shape (N,)."""
+
+
+def sample_reverse(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    reverse_variances: ArrayLike,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Ancestral samples from Ho et al.'s model with any denoiser (Algorithm 2).
+
+    x_T ~ N(0, 1), then for t = T..1
+
+        x_{t-1} ~ N(mu-tilde_t(x_t, x0-hat(x_t, t)), sigma_t^2),
+
+    noise included at t = 1 (a continuous decoder p(x_0 | x_1); Ho et al.
+    output the mean at t = 1 for their discrete images).
+
+    Parameters
+    ----------
+    denoiser : callable
+        ``denoiser(x_t, t)`` returns x0-hat, shape (N,), for x_t of shape (N,)
+        and the step t (1..T): :func:`optimal_denoiser` at abar_t, a learned
+        :class:`NoisePredictor`'s ``denoise``, or :func:`empirical_denoiser`.
+    schedule : NoiseSchedule
+    reverse_variances : array_like, shape (T,)
+        sigma_t^2 > 0 for t = 1..T; Ho et al. use ``schedule.betas`` or
+        ``schedule.posterior_variances`` (the latter is 0 at t = 1).
+    n_samples : int
+        N >= 1.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    _check_schedule(schedule)
+    sigmas = np.sqrt(_check_reverse_variances(reverse_variances, schedule))
+    n = _check_n_samples(n_samples)
+    _check_rng(rng)
+    x0_coef, xt_coef = _posterior_coefficients(schedule)
+    x = rng.standard_normal(n)
+    for t in range(schedule.n_steps, 0, -1):
+        x0_hat = np.asarray(denoiser(x, t), dtype=np.float64)
+        mean = x0_coef[t - 1] * x0_hat + xt_coef[t - 1] * x
+        x = mean + sigmas[t - 1] * rng.standard_normal(n)
+    return x
+
+
 def ddpm_sample(
     theta: GMM,
     schedule: NoiseSchedule,
@@ -453,9 +514,7 @@ def ddpm_sample(
         p(x_{t-1} | x_t) = N(mu-tilde_t(x_t, x0-hat(x_t)), sigma_t^2),
 
     x0-hat = :func:`optimal_denoiser` (equivalently, Ho et al.'s Algorithm 2
-    with the optimal noise predictor). Noise is added at every step, t = 1
-    included (a continuous decoder p(x_0 | x_1); Ho et al. instead output the
-    mean at t = 1 for their discrete images). Unlike
+    with the optimal noise predictor), by :func:`sample_reverse`. Unlike
     :func:`exact_reverse_sample`, this is an approximation of the data
     distribution: the true reverse step is a mixture, not a Gaussian, and
     q(x_T) is not exactly N(0, 1).
@@ -466,8 +525,7 @@ def ddpm_sample(
         The data distribution, which the denoiser knows exactly.
     schedule : NoiseSchedule
     reverse_variances : array_like, shape (T,)
-        sigma_t^2 > 0 for t = 1..T; Ho et al. use ``schedule.betas`` or
-        ``schedule.posterior_variances`` (the latter is 0 at t = 1).
+        sigma_t^2 > 0 for t = 1..T.
     n_samples : int
         N >= 1.
     rng : numpy.random.Generator
@@ -478,17 +536,48 @@ def ddpm_sample(
     """
     check_theta(theta)
     _check_schedule(schedule)
-    sigmas = np.sqrt(_check_reverse_variances(reverse_variances, schedule))
-    n = _check_n_samples(n_samples)
-    _check_rng(rng)
-    x0_coef, xt_coef = _posterior_coefficients(schedule)
     bars = schedule.alpha_bars
-    x = rng.standard_normal(n)
-    for t in range(schedule.n_steps, 0, -1):
-        x0_hat = optimal_denoiser(x, theta, bars[t - 1])
-        mean = x0_coef[t - 1] * x0_hat + xt_coef[t - 1] * x
-        x = mean + sigmas[t - 1] * rng.standard_normal(n)
-    return x
+
+    def denoiser(x, t):
+        return optimal_denoiser(x, theta, bars[t - 1])
+
+    return sample_reverse(denoiser, schedule, reverse_variances, n_samples, rng)
+
+
+def empirical_denoiser(x_t: ArrayLike, data: ArrayLike, alpha_bar: float) -> np.ndarray:
+    """E[x_0 | x_t] when x_0 is drawn uniformly from the points ``data``.
+
+    The noised empirical distribution is the mixture of N equal-weight
+    components N(sqrt(abar) y_j, 1 - abar), so the denoiser is the E-step's
+    responsibilities under it times the points themselves,
+    sum_j r_j(x_t) y_j. As abar -> 1 it returns the data point nearest x_t:
+    the denoiser that memorises its training set.
+
+    Parameters
+    ----------
+    x_t : array_like, shape (M,) or (M, 1)
+    data : array_like, shape (N,) or (N, 1)
+        The points y_j.
+    alpha_bar : float
+        abar_t in (0, 1) (at 1 the components would have no variance).
+
+    Returns
+    -------
+    ndarray, shape (M,)
+    """
+    x_t = as_observations(x_t)
+    data = as_observations(data)
+    alpha_bar = _check_alpha_bar(alpha_bar)
+    if alpha_bar == 1.0:
+        raise ValueError(
+            "alpha_bar must be < 1 for the empirical denoiser (at 1 there is no "
+            "noise and the noised points have no density)."
+        )
+    n = data.size
+    noised = GMM(
+        np.full(n, 1.0 / n), np.sqrt(alpha_bar) * data, np.full(n, 1.0 - alpha_bar)
+    )
+    return e_step(x_t, noised) @ data
 
 
 # ---------------------------------------------------------------------------
@@ -610,13 +699,21 @@ class DiffusionBound(NamedTuple):
         return -(self.prior + float(self.transitions.sum()) + self.decoder)
 
 
-def denoising_mse(theta: GMM, alpha_bar: float, points_per_sd: int = 8) -> float:
-    """E[(x_0 - E[x_0 | x_t])^2], the optimal denoiser's mean squared error.
+def denoising_mse(
+    theta: GMM,
+    alpha_bar: float,
+    points_per_sd: int = 8,
+    denoiser: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> float:
+    """E[(x_0 - x0-hat(x_t))^2], a denoiser's mean squared error, over x_0 ~ theta.
 
-    By the law of total variance it equals E[Var(x_0 | x_t)] over x_t ~
-    q(x_t), a 1-D integral of a closed form (:meth:`DenoisingPosterior.variance`)
-    against the mixture :func:`noised_mixture`, done by
-    :func:`mixture_expectation`.
+    For the optimal denoiser E[x_0 | x_t] (the default) it equals
+    E[Var(x_0 | x_t)] over x_t ~ q(x_t) by the law of total variance. For any
+    other denoiser D, x_0 - D = (x_0 - E[x_0 | x_t]) + (E[x_0 | x_t] - D), and
+    the cross term averages to 0 given x_t, so the error is
+    E[Var(x_0 | x_t) + (E[x_0 | x_t] - D(x_t))^2]. Either way a 1-D integral
+    of a closed form (:meth:`DenoisingPosterior.variance`) against the mixture
+    :func:`noised_mixture`, done by :func:`mixture_expectation`.
 
     Parameters
     ----------
@@ -624,7 +721,11 @@ def denoising_mse(theta: GMM, alpha_bar: float, points_per_sd: int = 8) -> float
     alpha_bar : float
         abar_t in (0, 1].
     points_per_sd : int
-        Grid density of :func:`mixture_expectation`.
+        Grid density of :func:`mixture_expectation`; a denoiser that varies on
+        a scale finer than the noised components needs more.
+    denoiser : callable, optional
+        D(x_t), shape (M,) to (M,), at this noise level; None for the optimal
+        denoiser.
 
     Returns
     -------
@@ -632,10 +733,14 @@ def denoising_mse(theta: GMM, alpha_bar: float, points_per_sd: int = 8) -> float
     """
     noised = noised_mixture(theta, alpha_bar)
 
-    def posterior_variance(x_t):
-        return denoising_posterior(x_t, theta, alpha_bar).variance()
+    def squared_error(x_t):
+        posterior = denoising_posterior(x_t, theta, alpha_bar)
+        if denoiser is None:
+            return posterior.variance()
+        excess = posterior.mean() - np.asarray(denoiser(x_t), dtype=np.float64)
+        return posterior.variance() + excess**2
 
-    return mixture_expectation(posterior_variance, noised, points_per_sd)
+    return mixture_expectation(squared_error, noised, points_per_sd)
 
 
 def ddpm_bound(
@@ -643,8 +748,9 @@ def ddpm_bound(
     schedule: NoiseSchedule,
     reverse_variances: ArrayLike,
     points_per_sd: int = 8,
+    denoiser: Denoiser | None = None,
 ) -> DiffusionBound:
-    """The terms of Ho et al.'s bound for the model of :func:`ddpm_sample`.
+    """The terms of Ho et al.'s bound for the model of :func:`sample_reverse`.
 
     Given x_0 the KL terms are between Gaussians (``emlib.gaussian_kl``), and
     the model's mean differs from mu-tilde_t only through x0-hat, so
@@ -661,7 +767,8 @@ def ddpm_bound(
               - 1 - \\log(1 - \\bar\\alpha_T)\\big],
 
     with c_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t) the coefficient of x_0
-    in mu-tilde_t and mse_t = :func:`denoising_mse` at abar_t. L_T is exact;
+    in mu-tilde_t and mse_t = :func:`denoising_mse` of the model's denoiser
+    (by default the optimal one, the model of :func:`ddpm_sample`). L_T is exact;
     the mse_t are 1-D integrals of closed forms, by the trapezoidal rule
     (:func:`mixture_expectation`; about 1e-14 relative at the default grid).
 
@@ -675,6 +782,9 @@ def ddpm_bound(
         sigma_t^2 > 0 of the model's reverse steps.
     points_per_sd : int
         Grid density of :func:`mixture_expectation`.
+    denoiser : callable, optional
+        ``denoiser(x_t, t)`` as in :func:`sample_reverse`; None for
+        :func:`optimal_denoiser`.
 
     Returns
     -------
@@ -690,7 +800,17 @@ def ddpm_bound(
     # E_x0 KL(N(sqrt(abar_T) x_0, 1 - abar_T) || N(0, 1)): the mean term is
     # quadratic in x_0, so its average is that of a mean sqrt(abar_T E x_0^2).
     prior = gaussian_kl(np.sqrt(bars[-1] * second_moment), 1.0 - bars[-1], 0.0, 1.0)
-    mse = np.array([denoising_mse(theta, b, points_per_sd) for b in bars])
+    mse = np.array(
+        [
+            denoising_mse(
+                theta,
+                b,
+                points_per_sd,
+                None if denoiser is None else lambda x, t=t: denoiser(x, t),
+            )
+            for t, b in enumerate(bars, start=1)
+        ]
+    )
     x0_coef, _ = _posterior_coefficients(schedule)
     beta_tilde = schedule.posterior_variances
     transitions = np.array(
@@ -701,3 +821,189 @@ def ddpm_bound(
     )
     decoder = 0.5 * (LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
     return DiffusionBound(prior, transitions, float(decoder))
+
+
+# ---------------------------------------------------------------------------
+# A learned noise predictor
+# ---------------------------------------------------------------------------
+
+
+def _step_feature(t, alpha_bars):
+    """tau_t = log(SNR_t) / 10, SNR_t = abar_t / (1 - abar_t): the noise level."""
+    bars = alpha_bars[t - 1]
+    return np.log(bars / (1.0 - bars)) / 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class NoisePredictor:
+    """Ho et al.'s eps_theta(x_t, t): a small network around the best linear guess.
+
+    .. math::
+
+        \\epsilon_\\theta(x_t, t) = \\sqrt{1-\\bar\\alpha_t}\\,x_t + f(x_t, \\tau_t),
+        \\qquad \\tau_t = 2\\frac{t - 1}{T - 1} - 1,
+
+    with f an :class:`emlib.neural.MLP` with inputs (x_t, tau_t) and one
+    output. The linear part is the best predictor linear in x_t for data of
+    mean 0 and variance 1 (notebook 85, section 5), so f learns the
+    correction. The denoiser is x0-hat = (x_t - sqrt(1 - abar_t)
+    eps_theta) / sqrt(abar_t) (Ho et al., eq. 15).
+
+    Parameters
+    ----------
+    net : MLP
+        Sizes (2, ..., 1).
+    schedule : NoiseSchedule
+        T >= 2.
+    """
+
+    net: MLP
+    schedule: NoiseSchedule
+
+    def __post_init__(self) -> None:
+        _check_schedule(self.schedule)
+        if self.schedule.n_steps < 2:
+            raise ValueError("a noise predictor needs T >= 2 steps.")
+        if not isinstance(self.net, MLP) or (self.net.sizes[0], self.net.sizes[-1]) != (
+            2,
+            1,
+        ):
+            raise ValueError(
+                "net must be an emlib.neural.MLP with 2 inputs (x_t, tau_t) and 1 "
+                "output, e.g. init_mlp((2, 32, 32, 1), rng)."
+            )
+
+    def _parts(self, x_t, t):
+        x_t = as_observations(x_t)
+        steps = np.broadcast_to(np.asarray(t), x_t.shape)
+        if not np.issubdtype(steps.dtype, np.integer) or np.any(
+            (steps < 1) | (steps > self.schedule.n_steps)
+        ):
+            raise ValueError(
+                f"t must be integer steps 1 <= t <= T = {self.schedule.n_steps}."
+            )
+        scale = np.sqrt(1.0 - self.schedule.alpha_bars[steps - 1])
+        u = np.column_stack([x_t, _step_feature(steps, self.schedule.alpha_bars)])
+        return x_t, steps, scale, u
+
+    def predict_noise(self, x_t: ArrayLike, t: ArrayLike) -> np.ndarray:
+        """eps_theta(x_t, t), shape (N,); ``t`` an int or one int per x_t."""
+        x_t, _, scale, u = self._parts(x_t, t)
+        return scale * x_t + mlp_forward(self.net, u)[0][:, 0]
+
+    def denoise(self, x_t: ArrayLike, t: ArrayLike) -> np.ndarray:
+        """x0-hat(x_t, t) = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)."""
+        x_t, steps, scale, _ = self._parts(x_t, t)
+        eps_hat = self.predict_noise(x_t, steps)
+        return (x_t - scale * eps_hat) / np.sqrt(self.schedule.alpha_bars[steps - 1])
+
+
+def noise_loss(
+    predictor: NoisePredictor, x_0: ArrayLike, t: ArrayLike, eps: ArrayLike
+) -> tuple[float, MLP]:
+    """Ho et al.'s L_simple on a batch, and its gradient in the network's weights.
+
+    With x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, the loss is
+    mean_j (eps_j - eps_theta(x_t_j, t_j))^2; its gradient with respect to the
+    network's output f_j is 2 (eps_theta - eps)_j / B, passed to
+    :func:`emlib.neural.mlp_backward`.
+
+    Parameters
+    ----------
+    predictor : NoisePredictor
+    x_0, t, eps : array_like, shape (B,)
+        Clean values, integer steps 1..T and standard normal noise.
+
+    Returns
+    -------
+    loss : float
+    grads : MLP
+        d loss / d (weights, biases), shaped like ``predictor.net``.
+    """
+    x_0, eps = as_observations(x_0), as_observations(eps)
+    if eps.shape != x_0.shape:
+        raise ValueError(
+            f"eps must hold one noise draw per x_0, shape {x_0.shape}; got {eps.shape}."
+        )
+    steps = predictor._parts(x_0, t)[1]  # validates t
+    schedule = predictor.schedule
+    return _noise_loss(
+        predictor.net, schedule.alpha_bars, schedule.n_steps, x_0, steps, eps
+    )
+
+
+def _noise_loss(net, alpha_bars, n_steps, x_0, t, eps):
+    """:func:`noise_loss` on validated arrays (the training loop's inner step)."""
+    bars = alpha_bars[t - 1]
+    scale = np.sqrt(1.0 - bars)
+    x_t = np.sqrt(bars) * x_0 + scale * eps
+    f, hidden = _forward(net, np.column_stack([x_t, _step_feature(t, alpha_bars)]))
+    residual = scale * x_t + f[:, 0] - eps  # eps_theta - eps
+    grads, _ = mlp_backward(net, hidden, (2.0 / eps.size) * residual[:, None])
+    return float(np.mean(residual**2)), grads
+
+
+class NoisePredictorFit(NamedTuple):
+    """The result of :func:`fit_noise_predictor`.
+
+    Attributes
+    ----------
+    predictor : NoisePredictor
+    losses : ndarray, shape (n_iter,)
+        L_simple of each minibatch, before its step.
+    """
+
+    predictor: NoisePredictor
+    losses: np.ndarray
+
+
+def fit_noise_predictor(
+    x_0: ArrayLike,
+    schedule: NoiseSchedule,
+    rng: np.random.Generator,
+    hidden: tuple[int, ...] = (32, 32),
+    n_iter: int = 2000,
+    batch_size: int = 128,
+    learning_rate: float = 3e-3,
+) -> NoisePredictorFit:
+    """Train eps_theta on L_simple by Adam (Ho et al.'s Algorithm 1).
+
+    Each iteration draws a minibatch: x_0 from the data (with replacement),
+    t uniform on 1..T, eps ~ N(0, 1); then one Adam step down the gradient
+    of :func:`noise_loss`.
+
+    Parameters
+    ----------
+    x_0 : array_like, shape (N,)
+        The training data.
+    schedule : NoiseSchedule
+    rng : numpy.random.Generator
+        Draws the initial weights and every minibatch.
+    hidden : tuple of int
+        Widths of the hidden layers.
+    n_iter, batch_size : int
+        >= 1.
+    learning_rate : float
+        Adam's step size.
+
+    Returns
+    -------
+    NoisePredictorFit
+    """
+    data = as_observations(x_0)
+    _check_schedule(schedule)
+    _check_rng(rng)
+    n_iter = check_int(n_iter, "n_iter")
+    batch_size = check_int(batch_size, "batch_size")
+    net = init_mlp((2, *hidden, 1), rng)
+    adam = Adam(to_arrays(net), learning_rate)
+    bars, n_steps = schedule.alpha_bars, schedule.n_steps
+    losses = np.empty(n_iter)
+    for i in range(n_iter):
+        x0_batch = data[rng.integers(data.size, size=batch_size)]
+        t_batch = rng.integers(1, n_steps + 1, size=batch_size)
+        eps_batch = rng.standard_normal(batch_size)
+        losses[i], grads = _noise_loss(net, bars, n_steps, x0_batch, t_batch, eps_batch)
+        adam.learning_rate = learning_rate * (1.0 - i / n_iter)  # linear decay to 0
+        (net,) = from_arrays(adam.step(to_arrays(net), to_arrays(grads)), net)
+    return NoisePredictorFit(NoisePredictor(net, schedule), losses)

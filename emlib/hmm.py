@@ -287,10 +287,12 @@ def _check_hmm(hmm):
 # ---------------------------------------------------------------------------
 
 
-def _as_sequence(seq, name, n_symbols):
+def _as_sequence(seq, name, n_symbols, check_symbols=True):
     """One sequence as a fresh int64 array of shape (T,), T >= 1, in [0, M).
 
     ``n_symbols`` None (M not known yet) checks only that symbols are >= 0.
+    ``check_symbols=False`` skips that range check (the caller makes it on
+    many sequences at once).
     """
     arr = as_array(seq, name, expected="a 1-D sequence of ints")
     if arr.size == 0:
@@ -307,6 +309,8 @@ def _as_sequence(seq, name, n_symbols):
             f"{name} must be 1-D (one symbol per time step), got shape "
             f"{arr.shape}; pass several sequences as a list of 1-D sequences."
         )
+    if not check_symbols:
+        return arr.astype(np.int64, copy=False)
     bad = arr < 0 if n_symbols is None else (arr < 0) | (arr >= n_symbols)
     if n_symbols is None and bad.any():
         t = int(np.argmax(bad))
@@ -343,7 +347,16 @@ def _as_observations(obs, n_symbols):
     )
     if not several:
         return [_as_sequence(obs, "obs", n_symbols)], False
-    sequences = [_as_sequence(s, f"obs[{k}]", n_symbols) for k, s in enumerate(obs)]
+    sequences = [
+        _as_sequence(s, f"obs[{k}]", n_symbols, check_symbols=False)
+        for k, s in enumerate(obs)
+    ]
+    # One range check over all symbols (a check per sequence costs more than
+    # a forward pass on 1,000 short ones); on failure, name the sequence.
+    symbols = np.concatenate(sequences)
+    if symbols.min() < 0 or (n_symbols is not None and symbols.max() >= n_symbols):
+        for k, seq in enumerate(sequences):
+            _as_sequence(seq, f"obs[{k}]", n_symbols)
     return sequences, True
 
 
@@ -637,16 +650,19 @@ def _log_posteriors(seq, hmm, name):
     return gamma, xi, log_lik
 
 
-def _posteriors(seq, hmm, name):
+def _posteriors(seq, hmm, name, pairs=True):
     """gamma (T, S), xi (T-1, S, S) and log P(O | lambda) for one sequence.
 
     ``name`` names the sequence in errors. Scaled recursions, or log space
-    where they underflow.
+    where they underflow. ``pairs=False`` returns sum_t xi_t (S, S) in place
+    of xi, without forming the (T - 1, S, S) array (41 million numbers at
+    T = 10,000, S = 64): sum_t alpha-hat_t(i) a_ij after_t(j) is
+    a_ij (F^T G)_ij with F_t = alpha-hat_t and G_t = after_t, one matmul.
     """
     emitted, log_offset = _emission_likelihoods(hmm, seq)
     alpha_hat, scale, exact = _forward(seq, hmm, emitted)
     if not exact:
-        return _log_posteriors(seq, hmm, name)
+        return _summed(_log_posteriors(seq, hmm, name), pairs)
     if not np.all(scale > 0.0):  # exactly impossible
         raise _impossible(seq, int(np.argmin(scale > 0.0)), name)
     beta_hat = _backward(emitted, scale, hmm.transition)
@@ -655,12 +671,21 @@ def _posteriors(seq, hmm, name):
     # xi_t(i, j) = alpha_t(i) a_ij b_j(o_{t+1}) beta_{t+1}(j) / P(O)
     #            = alpha-hat_t(i) a_ij b_j(o_{t+1}) beta-hat_{t+1}(j) / c_{t+1}
     after = emitted[1:] * beta_hat[1:] / scale[1:, None]  # (T-1, S)
-    xi = alpha_hat[:-1, :, None] * hmm.transition * after[:, None, :]
     # Rows of gamma sum to 1 in exact arithmetic; if not to rounding, beta-hat
     # lost terms by underflow (as alpha-hat may), so use log space.
     if np.max(np.abs(gamma.sum(axis=1) - 1.0)) > _GAMMA_SUM_TOL:
-        return _log_posteriors(seq, hmm, name)
+        return _summed(_log_posteriors(seq, hmm, name), pairs)
+    if pairs:
+        xi = alpha_hat[:-1, :, None] * hmm.transition * after[:, None, :]
+    else:
+        xi = hmm.transition * _hmm_scan.gram(alpha_hat[:-1], after)
     return gamma, xi, float(np.log(scale).sum() + log_offset)
+
+
+def _summed(posterior, pairs):
+    """(gamma, xi, log_lik), with xi summed over t unless ``pairs``."""
+    gamma, xi, log_lik = posterior
+    return (gamma, xi, log_lik) if pairs else (gamma, xi.sum(axis=0), log_lik)
 
 
 # ---------------------------------------------------------------------------
@@ -671,13 +696,15 @@ def _posteriors(seq, hmm, name):
 def _use_scan(n_states, length, n_sequences):
     """Whether the parallel scan beats the sequential loop: S states, N x T.
 
-    The scan does O(S^3 N T) work in ~log2 T numpy calls, the loop
-    O(S^2 T) in ~T calls per sequence. benchmarks/bench_hmm.py's crossover
-    table (log_likelihood of one sequence, medians on a loaded 2-core
-    machine): the scan was 1.1-1.3x faster at T = 100 and 6-22x at
-    T >= 1000 for S <= 8, 1.4-2.3x at S = 16 (T >= 1000), and 2-14x slower at
-    S = 32; at T = 10 the loop was 2x faster. A batch of N sequences makes
-    one scan do the work of N loops, so the rule counts N T.
+    The scan does O(S^3 N T) work in ~L + log2 T numpy calls (blocks of L
+    steps, see emlib/_hmm_scan.py), the loop O(S^2 T) in ~T calls per
+    sequence. benchmarks/bench_hmm.py's crossover table (log_likelihood of
+    one sequence, median CPU seconds on a 2-core machine loaded by other
+    jobs): at S = 4 the scan was as fast as the loop at T = 100, 3.4x
+    faster at T = 1000 and 20x at T = 10,000; at S = 16, 0.7x, 2.7x and
+    3.9x; at S = 32, 0.8x, 0.9x and 1.4x (too close to switch); at T = 10
+    the scan took 1.1-1.4x the loop's wall time. A batch of N sequences makes one scan do
+    the work of N loops, so the rule counts N T.
     """
     return (
         length > 1
@@ -946,10 +973,16 @@ def _no_path(name):
 def _viterbi(delta, log_transition, log_b, name):
     """Viterbi on one sequence, from delta_1 (S,), log A (S, S), log b (T, S)."""
     best_previous = np.zeros(log_b.shape, dtype=np.int64)  # psi_t(j)
+    # Row j of the transpose holds log a_ij over i: the max and argmax over i
+    # reduce contiguous rows (about 2x faster at S = 64 than over columns).
+    into = np.ascontiguousarray(log_transition.T)
+    states = np.arange(len(delta))
     for t in range(1, len(log_b)):
-        candidates = delta[:, None] + log_transition + log_b[t]  # (i, j)
-        np.argmax(candidates, axis=0, out=best_previous[t])
-        delta = candidates.max(axis=0)
+        candidates = into + delta  # (j, i): delta_{t-1}(i) + log a_ij
+        np.argmax(candidates, axis=1, out=best_previous[t])
+        # max_i [delta(i) + log a_ij] + log b_j: adding after the max rounds
+        # the same way (rounding is monotone), so the values are unchanged.
+        delta = candidates[states, best_previous[t]] + log_b[t]
     last = int(delta.argmax())
     log_probability = float(delta[last])
     if log_probability == -np.inf:
@@ -1004,8 +1037,10 @@ def _e_step(sequences, names, hmm):
         for n, k in enumerate(indices):
             gammas[k] = gamma[n]
     for k in sequential:
-        gammas[k], xi, seq_log_lik = _posteriors(sequences[k], hmm, names[k])
-        transitions += xi.sum(axis=0)
+        gammas[k], pair_counts, seq_log_lik = _posteriors(
+            sequences[k], hmm, names[k], pairs=False
+        )
+        transitions += pair_counts
         log_lik += seq_log_lik
     first = np.sum([gamma[0] for gamma in gammas], axis=0)
     gamma = np.concatenate(gammas)

@@ -4,7 +4,8 @@ import pytest
 from problems import PROBLEMS, make_problem
 
 # Marks of tests whose fixtures take seconds to set up, longest first: the
-# book's Sphinx build and browser (about 15 s), a Dask cluster (about 5 s).
+# book's Sphinx build and browser (about 30 s; make test-book), a Dask
+# cluster (about 5 s).
 SLOW_START = ("browser", "cluster")
 
 
@@ -26,10 +27,10 @@ def pytest_collection_modifyitems(items):
     notebook whole to one worker (a test class would be a unit of its own;
     there are none), in the order in which its first item comes. So whole
     modules are sorted, each by its slowest-starting test, and keep their
-    tests together and in order: the book test first, then the Dask tests,
-    then the notebooks (3 to 8 s each, a kernel apiece), and the unit-test
-    modules, mostly well under a second each, last, where they fill the
-    gaps. Within each group, the collection order stays.
+    tests together and in order: the book test first (when it runs), then
+    the Dask tests, then the notebooks (1 to 8 s each, a kernel apiece),
+    and the unit-test modules, mostly well under a second each, last, where
+    they fill the gaps. Within each group, the collection order stays.
     """
     module_rank = {}
     for item in items:

@@ -41,6 +41,23 @@ keeps a user's own ``~/.ipython`` start-up files and configuration out of
 the tests, where they could change what a notebook prints, and the test
 kernels' input history out of the user's. ``make lab`` and ``jupyter``
 commands run outside pytest never see any of this.
+
+Each test process, the kernel zygote and every kernel run OpenBLAS, numpy's
+linear algebra, on one thread (``OPENBLAS_NUM_THREADS=1``, set here before
+numpy is imported and inherited by the processes started from here). Two
+workers, each with a kernel, already keep the two cores busy; OpenBLAS's
+own threads only added their hand-offs and spinning to small products: a
+3 ms triangular solve took 0.07 ms on one thread, and three notebooks under
+nbval took 10% less CPU.
+
+The kernels themselves are forked from a warm process, ``kernel_zygote``,
+started once per pytest process that has notebooks to run: a kernel started
+from scratch spent about 1 s starting IPython and 1-3 s in its notebook's
+import cell, close to half of the notebooks' CPU; forked, it finds those
+modules imported. ``test_kernel_zygote.py`` checks that a forked kernel sees
+the working directory, path, arguments, environment and matplotlib backend
+of a kernel started from scratch. ``EMLIB_TEST_FORK=0`` starts every kernel
+from scratch instead.
 """
 
 import gc
@@ -53,6 +70,8 @@ from pathlib import Path
 import pytest
 
 sys.modules.setdefault("rfc3987_syntax", None)
+# One BLAS thread per process (see the docstring), unless the caller chose.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 KERNEL_CONFIG = """\
 c.InteractiveShellApp.exec_lines = ["__import__('gc').set_threshold(20000, 20, 20)"]
@@ -72,8 +91,46 @@ KERNEL_IPYTHONDIR = kernel_profile()
 os.environ["IPYTHONDIR"] = KERNEL_IPYTHONDIR
 
 
+ZYGOTE = None
+
+
+def fork_kernels(notebooks):
+    """Start the kernel zygote; from now on nbval's kernels are its forks.
+
+    ``jupyter_client``'s local provisioner starts every kernel with its
+    module's ``launch_kernel``; the replacement hands the kernels nbval asks
+    for, ``python -m ipykernel_launcher`` of this interpreter, to the zygote,
+    and anything else to the original.
+    """
+    global ZYGOTE
+    import kernel_zygote
+    from jupyter_client.provisioning import local_provisioner
+
+    ZYGOTE = kernel_zygote.Zygote(cwd=notebooks)
+    start_from_scratch = local_provisioner.launch_kernel
+
+    def launch_kernel(cmd, **kwargs):
+        if cmd[:3] == [sys.executable, "-m", "ipykernel_launcher"]:
+            return ZYGOTE.launch_kernel(cmd, **kwargs)
+        return start_from_scratch(cmd, **kwargs)
+
+    local_provisioner.launch_kernel = launch_kernel
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before a notebook's kernel picks its ports, the zygote has its imports."""
+    if ZYGOTE is not None and item.path.suffix == ".ipynb":
+        ZYGOTE.wait_until_ready()
+
+
 def pytest_collection_finish(session):
-    """Collect what collection left behind, then freeze what it built."""
+    """Start the kernel zygote if notebooks are to run; freeze what collection built."""
+    notebooks = {
+        item.path.parent for item in session.items if item.path.suffix == ".ipynb"
+    }
+    if len(notebooks) == 1 and os.environ.get("EMLIB_TEST_FORK", "1") != "0":
+        fork_kernels(notebooks.pop())
     gc.collect()
     gc.freeze()
 
@@ -88,5 +145,7 @@ def pytest_unconfigure(config):
     tests, so this is its only freeze. Every kernel has been shut down by
     now, so their profile directory goes too.
     """
+    if ZYGOTE is not None:
+        ZYGOTE.close()
     shutil.rmtree(KERNEL_IPYTHONDIR, ignore_errors=True)
     gc.freeze()

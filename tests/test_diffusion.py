@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, stats
 
 import emlib
-from emlib import diffusion
+from emlib import diffusion, neural
 from emlib.diffusion import NoiseSchedule
 
 THETA = emlib.GMM([0.3, 0.5, 0.2], [-1.5, 0.2, 1.8], [0.05, 0.3, 0.1])
@@ -324,5 +324,145 @@ def test_bound_terms_by_monte_carlo_and_the_gap_is_positive():
     ],
 )
 def test_bad_input_gets_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------
+# Any denoiser: sampling, its error, the empirical and the learned denoisers
+# ---------------------------------------------------------------------------
+
+
+def test_sample_reverse_with_the_optimal_denoiser_is_ddpm_sample():
+    schedule = NoiseSchedule.linear(30)
+    bars = schedule.alpha_bars
+
+    def denoiser(x, t):
+        return diffusion.optimal_denoiser(x, THETA, bars[t - 1])
+
+    rngs = np.random.default_rng(5), np.random.default_rng(5)
+    got = diffusion.sample_reverse(denoiser, schedule, schedule.betas, 50, rngs[0])
+    want = diffusion.ddpm_sample(THETA, schedule, schedule.betas, 50, rngs[1])
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("alpha_bar", [0.99, 0.5, 0.01])
+def test_mse_of_a_constant_denoiser_is_the_second_moment_about_it(alpha_bar):
+    # D(x_t) = c ignores x_t: E(x_0 - c)^2 = Var x_0 + (E x_0 - c)^2 exactly,
+    # whatever alpha_bar; the excess decomposition must reproduce it.
+    c = 0.7
+    mean = THETA.weights @ THETA.means
+    second = THETA.weights @ (THETA.means**2 + THETA.variances)
+    got = diffusion.denoising_mse(
+        THETA, alpha_bar, denoiser=lambda x: np.full_like(x, c)
+    )
+    assert np.isclose(got, second - 2 * c * mean + c**2, rtol=1e-12)
+
+
+def test_empirical_denoiser_is_a_softmax_average_and_memorises():
+    data = np.array([-1.0, 0.2, 0.25, 2.0])
+    x = np.array([-3.0, 0.0, 0.21, 1.0])
+    for level in (0.3, 0.9):
+        logits = -((x[:, None] - np.sqrt(level) * data) ** 2) / (2 * (1 - level))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        want = weights @ data / weights.sum(axis=1)
+        got = diffusion.empirical_denoiser(x, data, level)
+        assert np.allclose(got, want, rtol=1e-13, atol=1e-15)
+    nearest = data[np.argmin(np.abs(x[:, None] - data), axis=1)]
+    assert np.allclose(diffusion.empirical_denoiser(x, data, 1 - 1e-9), nearest)
+
+
+def test_noise_loss_gradient_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    schedule = NoiseSchedule.linear(30)
+    net = neural.init_mlp((2, 6, 1), rng)
+    batch = (rng.normal(size=9), rng.integers(1, 31, size=9), rng.normal(size=9))
+    loss, grads = diffusion.noise_loss(diffusion.NoisePredictor(net, schedule), *batch)
+    for array, grad in zip(neural.to_arrays(net), neural.to_arrays(grads), strict=True):
+        slope = np.empty_like(array)
+        for idx in np.ndindex(array.shape):
+            keep, moved = array[idx], []
+            for step in (1e-6, -1e-6):
+                array[idx] = keep + step
+                moved.append(
+                    diffusion.noise_loss(
+                        diffusion.NoisePredictor(net, schedule), *batch
+                    )[0]
+                )
+            array[idx] = keep
+            slope[idx] = (moved[0] - moved[1]) / 2e-6
+        assert np.allclose(grad, slope, rtol=1e-7, atol=1e-9)
+    # the loss itself, written out from x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps
+    bars = schedule.alpha_bars[batch[1] - 1]
+    x_t = np.sqrt(bars) * batch[0] + np.sqrt(1 - bars) * batch[2]
+    predictor = diffusion.NoisePredictor(net, schedule)
+    assert np.isclose(
+        loss, np.mean((batch[2] - predictor.predict_noise(x_t, batch[1])) ** 2)
+    )
+
+
+def test_learned_denoise_inverts_the_noise_prediction():
+    schedule = NoiseSchedule.linear(30)
+    predictor = diffusion.NoisePredictor(
+        neural.init_mlp((2, 4, 1), np.random.default_rng(4)), schedule
+    )
+    x_t, t = np.linspace(-2, 2, 5), 7
+    level = schedule.alpha_bars[t - 1]
+    eps_hat = predictor.predict_noise(x_t, t)
+    x0_hat = predictor.denoise(x_t, t)
+    assert np.allclose(
+        np.sqrt(level) * x0_hat + np.sqrt(1 - level) * eps_hat, x_t, rtol=1e-13
+    )
+
+
+def test_training_lowers_the_loss():
+    rng = np.random.default_rng(6)
+    data = np.concatenate([rng.normal(-1, 0.2, 100), rng.normal(1, 0.2, 100)])
+    fit = diffusion.fit_noise_predictor(
+        data, NoiseSchedule.linear(30), np.random.default_rng(7), (8,), n_iter=300
+    )
+    assert fit.losses[-50:].mean() < 0.9 * fit.losses[:50].mean()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda: diffusion.empirical_denoiser([0.0], [1.0, 2.0], 1.0),
+            ValueError,
+            "< 1",
+        ),
+        (
+            lambda: diffusion.NoisePredictor(
+                neural.init_mlp((3, 2, 1), np.random.default_rng()),
+                NoiseSchedule.linear(30),
+            ),
+            ValueError,
+            "2 inputs",
+        ),
+        (
+            lambda: diffusion.NoisePredictor(
+                neural.init_mlp((2, 2, 1), np.random.default_rng()),
+                NoiseSchedule.linear(30),
+            ).denoise([0.0, 1.0], 31),
+            ValueError,
+            "1 <= t <= T",
+        ),
+        (
+            lambda: diffusion.noise_loss(
+                diffusion.NoisePredictor(
+                    neural.init_mlp((2, 2, 1), np.random.default_rng()),
+                    NoiseSchedule.linear(30),
+                ),
+                [0.0, 1.0],
+                [1, 2],
+                [0.0],
+            ),
+            ValueError,
+            "one noise draw per x_0",
+        ),
+    ],
+)
+def test_bad_input_to_the_learned_parts(call, error, match):
     with pytest.raises(error, match=match):
         call()

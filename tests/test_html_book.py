@@ -92,7 +92,8 @@ TYPESET_SAMPLE = ("00-overview.html",)
 NOT_A_FILE = re.compile(r"^(?!(?:file|data|about):)")
 MATHJAX_SCRIPT = re.compile(r"^file:.*/_static/mathjax/MathJax\.js")
 
-pytestmark = pytest.mark.browser
+# `make test-book` runs this module; `make test` leaves it out (-m "not book").
+pytestmark = [pytest.mark.book, pytest.mark.browser]
 
 # Before MathJax loads: sets window.__typeset_done once MathJax has finished
 # its start-up typesetting and everything queued after it. (The hook must

@@ -1,0 +1,291 @@
+"""A warm parent for the notebook kernels: it imports once, then forks each kernel.
+
+Every notebook under nbval gets a kernel of its own, a fresh ``python -m
+ipykernel_launcher`` process. Before its first cell computes anything, that
+process has spent about 1 s starting IPython and the kernel, and the
+notebook's first cell 1-3 s importing numpy, SciPy, SymPy, matplotlib and
+scikit-learn: close to half of all the CPU the notebooks cost. This process
+pays those imports once per pytest process. ``pytest_speedups`` starts it,
+and each kernel is then a ``fork()`` of it: the child runs exactly what
+``python -m ipykernel_launcher -f <connection file>`` runs, with the
+environment and working directory the kernel manager asked for, in a process
+that has the modules already imported. Importing a module a second time is
+a dictionary look-up, so the notebook's own import cell still runs, and
+names nothing it did not import itself.
+
+What the child shares with its siblings is the state the imports left,
+nothing a notebook computes: every kernel is forked from this process as it
+was after the imports, before any notebook ran. Nothing here seeds or draws
+random numbers, changes an option, or starts a thread pool that a fork
+would break. OpenBLAS, numpy's linear algebra, stops its threads before a
+fork and restarts them in the child (its ``pthread_atfork`` handlers).
+matplotlib is imported with the backend the kernel sets,
+``MPLBACKEND=module://matplotlib_inline.backend_inline``, the variable
+ipykernel sets before it runs a cell (``IPKernelApp.init_gui_pylab``), so
+figures display inline exactly as in a kernel started from scratch; nbval
+compares every output a cell makes, a figure's too (its ``text/plain``), so
+a figure that failed to display would fail the notebook's test.
+
+Protocol, on this process's standard input and output: "ready", one line,
+once the imports are done; then one JSON request a line, ``{"argv": [...],
+"env": {...}, "cwd": "..."}``, and for each the kernel's process id, one
+line. End of input (the pytest process ended, or
+died) ends this process; a kernel whose parent has gone exits too
+(ipykernel's parent poller). This process waits for each kernel it forked
+when it exits (``reap``); the pytest process, whose child the kernel is
+not, follows each one through a pidfd (``ForkedKernel``).
+"""
+
+import contextlib
+import importlib.util
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+
+# What the notebooks import, with the kernel's own modules.
+PRELOAD = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "matplotlib_inline.backend_inline",
+    "matplotlib.pyplot",
+    "numpy",
+    "scipy.differentiate",
+    "scipy.integrate",
+    "scipy.linalg",
+    "scipy.optimize",
+    "scipy.special",
+    "scipy.stats",
+    "sympy",
+    "sympy.stats",
+    "sklearn.datasets",
+    "sklearn.decomposition",
+    "sklearn.mixture",
+    "hmmlearn.hmm",
+    "emlib",
+    "embook",
+)
+
+
+def preload():
+    """Import what every kernel would, with the kernel's matplotlib backend.
+
+    A module that fails to import is left out: the notebook that imports it
+    then fails at its import cell, as it would in a kernel started from
+    scratch (``make mutate`` relies on that, with an emlib made unimportable).
+    """
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):
+            __import__(name)
+
+
+def become_kernel(request, channel_fds, ready):
+    """In the forked child: the kernel the request describes. Never returns.
+
+    ``ready`` is written once the child leads a process group of its own, as
+    jupyter_client starts kernels: the kernel manager reads the group of the
+    process it is handed and signals the group (an interrupt, a kill), which
+    must not be the zygote's or the tests'.
+    """
+    os.setsid()
+    os.write(ready, b"1")
+    os.close(ready)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel waits for its own
+    for fd in channel_fds:
+        os.close(fd)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    # `python -m` puts "" first on the path and ipykernel_launcher takes it
+    # out; here the zygote's working directory is in that place.
+    del sys.path[0]
+    # python -m ipykernel_launcher <args>: what the launcher's __main__ runs,
+    # with the arguments that command would see.
+    launcher = importlib.util.find_spec("ipykernel_launcher").origin
+    sys.argv = [launcher, *request["argv"][3:]]
+    status = 1
+    try:
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def reap(signum=None, frame=None):
+    """Collect every kernel that has exited (the ``SIGCHLD`` handler).
+
+    Waiting for them, rather than letting the system discard them, keeps
+    their CPU time in this process's children's account, and so, once the
+    pytest process has waited for this one, in what ``time make test``
+    reports.
+    """
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def main():
+    # The replies go to a copy of standard output; anything else this process
+    # prints (an import's warning) goes to standard error.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    requests = sys.stdin
+    # Not this script's directory but the working one (the notebooks', where
+    # embook is), first on the path, as for `python -m ipykernel_launcher`.
+    sys.path[0] = os.getcwd()
+    preload()
+    signal.signal(signal.SIGCHLD, reap)
+    replies.write("ready\n")
+    replies.flush()
+    channel_fds = (requests.fileno(), replies.fileno())
+    for line in requests:
+        request = json.loads(line)
+        wait_for, ready = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(wait_for)
+            become_kernel(request, channel_fds, ready)
+        os.close(ready)
+        os.read(wait_for, 1)  # the child has its own session and group
+        os.close(wait_for)
+        replies.write(f"{pid}\n")
+        replies.flush()
+    # The pytest process shut every kernel down before it closed our input.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.wait()
+
+
+class ForkedKernel:
+    """The kernel process as jupyter_client's local provisioner handles it.
+
+    The part of ``subprocess.Popen`` that ``LocalProvisioner`` uses:
+    ``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``, ``terminate``
+    and the standard streams (none). The kernel is the zygote's child, not
+    this process's, so it is followed through a pidfd, which becomes
+    readable when the process exits. Its exit status is the zygote's to
+    collect, so ``returncode`` is 0 once it has exited; nbval and
+    jupyter_client only ask whether it has.
+    """
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # exited already, and reaped
+            self._pidfd = None
+            self.returncode = 0
+
+    def wait(self, timeout=None):
+        """Block until the kernel exits (or ``timeout`` seconds); its returncode."""
+        if self.returncode is None:
+            if select.select([self._pidfd], [], [], timeout)[0]:
+                os.close(self._pidfd)
+                self._pidfd = None
+                self.returncode = 0
+            else:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+        return self.returncode
+
+    def poll(self):
+        """None while the kernel runs, then its returncode."""
+        try:
+            return self.wait(timeout=0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def send_signal(self, signum):
+        """Signal the kernel; ProcessLookupError once it has exited."""
+        if self.poll() is not None:
+            raise ProcessLookupError(f"kernel {self.pid} has exited")
+        signal.pidfd_send_signal(self._pidfd, signum)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+
+class Zygote:
+    """The client side: starts the zygote process, asks it for kernels."""
+
+    def __init__(self, cwd):
+        """Start the zygote in ``cwd``, the notebooks' directory."""
+        self.process = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=cwd,
+            text=True,
+        )
+        self.ready = False
+
+    def wait_until_ready(self):
+        """Block until the zygote has imported everything (once).
+
+        Call it before a kernel manager picks its ports: a kernel binds the
+        ports written in its connection file when it starts, and the longer
+        that is after they were picked, free, the likelier another process
+        (a Dask cluster of another test) has taken one. A kernel started
+        from scratch starts at once; a fork asked for during the imports
+        would wait for them.
+        """
+        if not self.ready:
+            self.ready = self._reply() == "ready"
+
+    def _reply(self):
+        reply = self.process.stdout.readline()
+        if not reply:
+            raise RuntimeError(
+                "the kernel zygote exited; run without it: EMLIB_TEST_FORK=0"
+            )
+        return reply.strip()
+
+    def launch_kernel(self, cmd, *, env, cwd=None, independent=False, **ignored):
+        """A kernel for ``python -m ipykernel_launcher <args>``, forked.
+
+        The arguments of ``jupyter_client.launcher.launch_kernel``: ``env``
+        and ``cwd`` as it passes them to ``Popen``, with the variable it adds,
+        ``JPY_PARENT_PID``, the process the kernel's parent poller watches;
+        the standard streams (``ignored``) are /dev/null in the kernel.
+        """
+        env = dict(env)
+        if not independent:
+            env["JPY_PARENT_PID"] = str(os.getpid())
+        request = {"argv": list(cmd), "env": env, "cwd": str(cwd or os.getcwd())}
+        self.wait_until_ready()
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return ForkedKernel(int(self._reply()))
+
+    def close(self, timeout=30):
+        """End of input ends the zygote, once its kernels (shut down) have exited.
+
+        A kernel still running after ``timeout`` seconds is left to its
+        parent poller: the zygote is killed, and the kernel, orphaned, exits.
+        """
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+if __name__ == "__main__":
+    main()
