@@ -3,6 +3,7 @@
 Other models have modules of their own: D-dimensional mixtures with
 scikit-learn's covariance types (``emlib.multivariate``) and the choice of
 their number and covariance type by BIC, AIC or ICL (``emlib.selection``),
+online EM over mini-batches (``emlib.online_em``),
 the three-coin model (``emlib.three_coins``), hidden Markov models with
 categorical or Gaussian emissions (``emlib.hmm``), probabilistic PCA and
 its linear VAE (``emlib.ppca``, ``emlib.linear_vae``), diffusion on a
@@ -25,6 +26,7 @@ from emlib import (
     three_coins,
     vae,
 )
+from emlib._checks import RecomputeWarning
 from emlib._core import ConvergenceWarning, EMResult, aitken_limit
 from emlib.bound import elbo, entropy, kl_divergence, q_function
 from emlib.fit import em, initial_theta
@@ -32,6 +34,7 @@ from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
 from emlib.information import observed_information
 from emlib.model import e_step, log_likelihood, m_step
+from emlib.online import online_em
 from emlib.variants import (
     IncrementalEM,
     conditional_m_step,
@@ -44,6 +47,7 @@ __all__ = [
     "ConvergenceWarning",
     "EMResult",
     "IncrementalEM",
+    "RecomputeWarning",
     "aitken_limit",
     "conditional_m_step",
     "diffusion",
@@ -63,6 +67,7 @@ __all__ = [
     "multivariate",
     "neural",
     "observed_information",
+    "online_em",
     "ppca",
     "q_function",
     "selection",

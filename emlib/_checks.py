@@ -31,6 +31,18 @@ def is_dask_array(x):
     return dask_array is not None and isinstance(x, dask_array.Array)
 
 
+class RecomputeWarning(UserWarning):
+    """A Dask array given to EM is not persisted: each pass recomputes it.
+
+    Its chunks are made by tasks (read from storage, sliced, transformed),
+    and every EM iteration reads every chunk, so the tasks run once per
+    iteration. Persist the array first (``X = X.persist()``, or
+    ``client.persist(X)`` on a cluster) when it fits in memory. To stream
+    data larger than memory from storage on purpose, silence it:
+    ``warnings.simplefilter("ignore", emlib.RecomputeWarning)``.
+    """
+
+
 def as_array(x, name, expected="an array of real numbers"):
     """``x`` as a new numpy array (a copy, any dtype), refusing Dask arrays.
 
@@ -54,8 +66,9 @@ def as_array(x, name, expected="an array of real numbers"):
     if is_dask_array(x):
         raise TypeError(
             f"{name} is a Dask array, which this function would load whole into "
-            "memory; only emlib.em (the 1-D Gaussian mixture) fits Dask arrays, "
-            f"chunk by chunk. Pass {name}.compute() if it fits in memory."
+            "memory; only emlib.em, emlib.multivariate.em and emlib.ppca.em fit "
+            f"Dask arrays, chunk by chunk. Pass {name}.compute() if it fits in "
+            "memory."
         )
     try:
         return np.array(x, copy=True)

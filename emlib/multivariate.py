@@ -49,6 +49,7 @@ from emlib._checks import (
     check_n_components,
     check_real,
     check_stopping_rule,
+    is_dask_array,
     is_int,
     read_only,
 )
@@ -523,18 +524,63 @@ class _Moments:
                 np.square(d, out=d)
                 scatter = np.matmul(d, wcol)[:, :, 0] - nb[:, None] * correction**2
         mean += correction
-        merged = self.nk + nb
-        frac = divide_where_mass(nb, merged)[:, None]
-        delta = mean - self.shift
-        self.shift += delta * frac
-        weight = (self.nk * frac[:, 0])[:, None]
-        if self.full:
-            self.m2 += (
-                scatter + weight[:, :, None] * delta[:, :, None] * delta[:, None, :]
-            )
-        else:
-            self.m2 += scatter + weight * delta * delta
-        self.nk = merged
+        self.nk, self.shift, self.m2 = _merged_moments(
+            (self.nk, self.shift, self.m2), (nb, mean, scatter), self.full
+        )
+
+    def merged(self, other):
+        """The moments of the union with another set's (same r_k), as new moments.
+
+        Parameters
+        ----------
+        other : _Moments
+            Of disjoint points, about the same reference points r_k.
+
+        Returns
+        -------
+        _Moments
+        """
+        out = _Moments(self.nk.size, self.shift.shape[1], self.full)
+        out.nk, out.shift, out.m2 = _merged_moments(
+            (self.nk, self.shift, self.m2), (other.nk, other.shift, other.m2), self.full
+        )
+        return out
+
+
+def _merged_moments(a, b, full):
+    """Chan, Golub and LeVeque's pairwise update in matrix form.
+
+    With (n, shift, M2) per component for disjoint sets a and b, n = n_a + n_b
+    and delta = shift_b - shift_a:
+
+        shift = shift_a + delta n_b / n,
+        M2 = M2_a + M2_b + (n_a n_b / n) delta delta^T
+
+    (only the diagonal of delta delta^T when not ``full``); proved with SymPy
+    in notebooks/90-em-at-scale.ipynb. A set with n = 0 is the identity.
+
+    Parameters
+    ----------
+    a, b : tuple of ndarray
+        (n, shift, M2) of shapes (K,), (K, D), and (K, D, D) if ``full``
+        else (K, D).
+    full : bool
+
+    Returns
+    -------
+    tuple of ndarray
+        (n, shift, M2) of the union, new arrays.
+    """
+    (n_a, shift_a, m2_a), (n_b, shift_b, m2_b) = a, b
+    n = n_a + n_b
+    frac = divide_where_mass(n_b, n)[:, None]  # n_b / n, 0 where neither has mass
+    delta = shift_b - shift_a
+    weight = (n_a * frac[:, 0])[:, None]  # n_a n_b / n
+    if full:
+        outer = weight[:, :, None] * delta[:, :, None] * delta[:, None, :]
+    else:
+        outer = weight * delta * delta
+    return n, shift_a + delta * frac, m2_a + (m2_b + outer)
 
 
 def _m_step_from_moments(reference, moments, covariance_type, reg_covar):
@@ -997,7 +1043,7 @@ def vector_to_theta(vector: np.ndarray, like: GMM) -> GMM:
     return GMM(weights / weights.sum(), means.reshape(k, d), covariances, cov_type)
 
 
-def _e_pass(Xt, theta, sample_weight=None):
+def _e_pass(Xt, theta, sample_weight=None, offset=0):
     """E-step at theta fused with the M-step's moments, over blocks of points.
 
     Parameters
@@ -1007,6 +1053,8 @@ def _e_pass(Xt, theta, sample_weight=None):
     theta : GMM
     sample_weight : ndarray, shape (N,), optional
         Validated w_j: log P and the moments weight point j by w_j.
+    offset : int, default 0
+        Index of the first point in the whole data set, for error messages.
 
     Returns
     -------
@@ -1045,7 +1093,7 @@ def _e_pass(Xt, theta, sample_weight=None):
             np.sum(zv, axis=1, out=w)
         np.subtract(log_norm, w, out=w)  # log alpha_k + log N(x_j | theta_k)
         peak = w.max(axis=0)
-        check_finite_rows(peak, start)
+        check_finite_rows(peak, offset + start)
         w -= peak
         np.exp(w, out=w)
         total = w.sum(axis=0)
@@ -1078,8 +1126,15 @@ def em(
 
     Parameters
     ----------
-    X : array_like, shape (N, D)
-        NaN marks a value missing at random (every covariance type): the
+    X : array_like or dask.array.Array, shape (N, D)
+        A Dask array (chunked by rows, one chunk of columns; no NaN, no
+        ``sample_weight``, a GMM ``init``) is fitted chunk by chunk on Dask's
+        active scheduler: each chunk is reduced to its sufficient statistics
+        and only those travel (``emlib._dask``); the result equals the
+        in-memory fit up to the order of floating-point summation. Persist it
+        first (``X.persist()``) if it fits in memory: every iteration reads
+        every chunk.
+        In memory, NaN marks a value missing at random (every covariance type): the
         E-step then takes each row's responsibilities from the marginal
         density of its observed coordinates and completes the sufficient
         statistics with the conditional mean and covariance of the missing
@@ -1159,65 +1214,55 @@ def em(
     [[0.0667 0.1   ]
      [2.0333 2.0667]]
     """
-    X = as_points(X, allow_missing=True)
     covariance_type = _check_covariance_type(covariance_type)
     reg_covar = check_real(reg_covar, "reg_covar")
-    weights = as_sample_weight(sample_weight, X.shape[0])
-    if isinstance(init, GMM):
-        _check_theta(init, X.shape[1])
-        check_n_components(init.n_components, X.shape[0])
-        if init.covariance_type != covariance_type:
-            raise ValueError(
-                f"init has covariance_type={init.covariance_type!r} but em was "
-                f"asked for covariance_type={covariance_type!r}; pass "
-                f"covariance_type={init.covariance_type!r} or a start of that type."
-            )
-        if n_init != 1:
-            raise ValueError(
-                f"n_init = {n_init} starts need init to be a number of components "
-                "K (int); with a GMM start pass n_init=1."
-            )
-        theta = init
-    elif is_int(init):
-        rng = as_generator(random_state)
-        check_stopping_rule(tol, max_iter)
-        # The start sees which rows count, not how much (see sample_weight),
-        # and NaN filled by column means (X itself when nothing is missing).
-        counted = X if weights is None else X[weights > 0]
-        start_data = _missing.mean_imputed(counted)
-        fits = [
-            em(
-                X,
-                initial_theta(
-                    start_data,
-                    init,
-                    covariance_type,
-                    reg_covar=reg_covar,
-                    random_state=rng,
-                ),
-                covariance_type=covariance_type,
-                reg_covar=reg_covar,
-                tol=tol,
-                max_iter=max_iter,
-                accelerate=accelerate,
-                stop=stop,
-                sample_weight=weights,
-            )
-            for _ in range(check_int(n_init, "n_init"))
-        ]
-        return max(fits, key=lambda fit: fit.log_likelihoods[-1])
-    else:
-        raise TypeError(
-            "init must be an emlib.multivariate.GMM start or a number of "
-            f"components K (int), got {type(init).__name__}."
+    if is_dask_array(X):
+        from emlib import _dask  # Dask is optional: imported only when used
+
+        n, e_pass = _dask.mixture_e_pass(
+            X, init, covariance_type, n_init, sample_weight
         )
-    if np.isnan(X).any():
-        patterns = _missing.Patterns(X, weights)
-        e_pass, n = patterns.e_pass, patterns.n_rows
+        theta = init
     else:
-        Xt = np.ascontiguousarray(X.T)
-        e_pass = lambda theta: _e_pass(Xt, theta, weights)  # noqa: E731
-        n = X.shape[0] if weights is None else weights.sum()
+        X = as_points(X, allow_missing=True)
+        weights = as_sample_weight(sample_weight, X.shape[0])
+        if isinstance(init, GMM):
+            _check_start(init, X.shape[0], X.shape[1], covariance_type, n_init)
+            theta = init
+        elif is_int(init):
+            rng = as_generator(random_state)
+            check_stopping_rule(tol, max_iter)
+            # The start sees which rows count, not how much (see sample_weight),
+            # and NaN filled by column means (X itself when nothing is missing).
+            counted = X if weights is None else X[weights > 0]
+            start_data = _missing.mean_imputed(counted)
+            fits = [
+                em(
+                    X,
+                    initial_theta(
+                        start_data,
+                        init,
+                        covariance_type,
+                        reg_covar=reg_covar,
+                        random_state=rng,
+                    ),
+                    covariance_type=covariance_type,
+                    reg_covar=reg_covar,
+                    tol=tol,
+                    max_iter=max_iter,
+                    accelerate=accelerate,
+                    stop=stop,
+                    sample_weight=weights,
+                )
+                for _ in range(check_int(n_init, "n_init"))
+            ]
+            return max(fits, key=lambda fit: fit.log_likelihoods[-1])
+        else:
+            raise TypeError(
+                "init must be an emlib.multivariate.GMM start or a number of "
+                f"components K (int), got {type(init).__name__}."
+            )
+        n, e_pass = _in_memory_e_pass(X, weights)
 
     def m_step_from_moments(theta, moments):
         # The E-pass took deviations about r_k = mu_k, theta's means.
@@ -1235,3 +1280,30 @@ def em(
         to_vector=theta_to_vector,
         from_vector=vector_to_theta,
     )
+
+
+def _in_memory_e_pass(X, weights):
+    """N (or sum_j w_j) and the E-pass over validated X (NaN: missing values)."""
+    if np.isnan(X).any():
+        patterns = _missing.Patterns(X, weights)
+        return patterns.n_rows, patterns.e_pass
+    Xt = np.ascontiguousarray(X.T)
+    n = X.shape[0] if weights is None else weights.sum()
+    return n, lambda theta: _e_pass(Xt, theta, weights)
+
+
+def _check_start(init, n_points, n_features, covariance_type, n_init):
+    """Check a GMM start against the data's N and D and em's arguments."""
+    _check_theta(init, n_features)
+    check_n_components(init.n_components, n_points)
+    if init.covariance_type != covariance_type:
+        raise ValueError(
+            f"init has covariance_type={init.covariance_type!r} but em was "
+            f"asked for covariance_type={covariance_type!r}; pass "
+            f"covariance_type={init.covariance_type!r} or a start of that type."
+        )
+    if n_init != 1:
+        raise ValueError(
+            f"n_init = {n_init} starts need init to be a number of components "
+            "K (int); with a GMM start pass n_init=1."
+        )

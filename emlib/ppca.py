@@ -24,7 +24,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import Parameters, as_real_array, check_real, is_int, read_only
+from emlib._checks import (
+    Parameters,
+    as_real_array,
+    check_real,
+    is_dask_array,
+    is_int,
+    read_only,
+)
 from emlib._core import EMResult, run_em
 from emlib._latent_linear import (
     as_data,
@@ -316,8 +323,11 @@ def em(
 
     Parameters
     ----------
-    X : array_like, shape (N, D)
-        Observations, one per row.
+    X : array_like or dask.array.Array, shape (N, D)
+        Observations, one per row. A Dask array (chunked by rows, one chunk
+        of columns) is read once, on Dask's active scheduler: each chunk is
+        reduced to its count, mean and centred scatter, merged exactly, and
+        the iterations then use only N, the mean and S.
     init : PPCA or int
         The start theta^(0), whose mean is replaced by the sample mean (the
         mean's maximum-likelihood estimate for every W and sigma^2); or the
@@ -370,9 +380,15 @@ def em(
     >>> print(fit.converged, f"sigma^2 = {fit.theta.noise_variance:.4f}")
     True sigma^2 = 0.2628
     """
-    X = as_data(X)
-    n, d = X.shape
-    mean, s = sample_moments(X)
+    if is_dask_array(X):
+        from emlib import _dask  # Dask is optional: imported only when used
+
+        n, mean, s = _dask.sample_moments(X)
+    else:
+        X = as_data(X)
+        n = X.shape[0]
+        mean, s = sample_moments(X)
+    d = s.shape[0]
     if is_int(init):
         # initial_theta(X, q), from the moments already computed.
         W, noise_variance = axis_start(s, check_n_latent(init, d, "init"))

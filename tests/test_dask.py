@@ -1,9 +1,11 @@
-"""emlib.em on Dask arrays equals the in-memory fit, on threads and on a cluster.
+"""EM on Dask arrays equals the in-memory fit, on threads and on a cluster.
 
-The Dask path reduces each chunk to its statistics with the same per-chunk
-pass as the in-memory fit and merges them pairwise up a tree, so the two
-agree up to the order of floating-point summation: 1e-12 relative for every
-log-likelihood and parameter (means: of the data's scale), as in test_em.py.
+emlib.em (1-D mixture), multivariate.em (four covariance types) and ppca.em
+reduce each chunk to its statistics with the same per-chunk pass as the
+in-memory fit and merge them up a tree, so each agrees with its in-memory fit
+up to the order of floating-point summation: 1e-12 relative for every
+log-likelihood and parameter (means: of the data's scale), as in test_em.py;
+the measured differences are below 1e-14.
 """
 
 import os
@@ -18,6 +20,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import emlib
+from emlib import multivariate, ppca
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -43,9 +46,45 @@ def assert_same_fit(got, want, y_scale):
     assert_allclose(got.theta.variances, want.theta.variances, rtol=RTOL, atol=0)
 
 
-# Module scope, not session: an idle cluster still costs about 0.13 s of CPU
-# a second (heartbeats, the nannies' memory monitors), which the rest of a
-# session's tests would pay for.
+def four_clusters(n, seed=0):
+    """n points in R^3 from four well-separated correlated Gaussians."""
+    rng = np.random.default_rng(seed)
+    centres = 5.0 * np.array([[0, 0, 0], [1, 0, 1], [0, 1, -1], [1, 1, 0]])
+    mixing = np.array([[1.0, 0.3, 0.0], [0.0, 0.8, 0.4], [0.2, 0.0, 0.6]])
+    return centres[rng.integers(4, size=n)] + rng.normal(size=(n, 3)) @ mixing
+
+
+def mv_start(X, covariance_type):
+    """The start a Dask user would take: k-means++ on a sample of rows."""
+    return multivariate.initial_theta(X[::10], 4, covariance_type, random_state=0)
+
+
+def assert_same_mixture(got, want, x_scale):
+    assert got.n_iter == want.n_iter
+    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.weights, want.theta.weights, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.means, want.theta.means, rtol=0, atol=RTOL * x_scale)
+    covariance_scale = np.abs(want.theta.covariances).max()
+    assert_allclose(
+        got.theta.covariances,
+        want.theta.covariances,
+        rtol=0,
+        atol=RTOL * covariance_scale,
+    )
+
+
+def assert_same_ppca(got, want):
+    assert got.n_iter == want.n_iter
+    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.mean, want.theta.mean, rtol=0, atol=RTOL * 5.0)
+    assert_allclose(got.theta.W, want.theta.W, rtol=0, atol=RTOL * 5.0)
+    assert_allclose(got.theta.noise_variance, want.theta.noise_variance, rtol=RTOL)
+
+
+# One cluster for every cluster test, all of which are in this module. Module
+# scope, not session: an idle cluster still costs about 0.13 s of CPU a second
+# (heartbeats, the nannies' memory monitors), which the rest of a session's
+# tests would pay for.
 @pytest.fixture(scope="module")
 def cluster():
     """One 2-worker LocalCluster of processes (each under a nanny) for this module."""
@@ -112,15 +151,16 @@ def test_local_cluster_equals_in_memory(client):
 
 @pytest.mark.cluster
 def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
-    y = three_clusters(20_000, seed=4)
-    n_iter = 20  # long enough to be running when the worker dies (asserted)
-    want = emlib.em(y, START, tol=0, max_iter=n_iter)
-    y_dask = client.persist(da.from_array(y, chunks=2000))
+    X = four_clusters(4000, seed=4)
+    start = mv_start(X, "full")
+    n_iter = 25  # long enough to be running when the worker dies (asserted)
+    want = multivariate.em(X, start, tol=0, max_iter=n_iter)
+    X_dask = client.persist(da.from_array(X, chunks=(1000, 3)))
     result = {}
 
     def fit():
         with client.as_current():
-            result["fit"] = emlib.em(y_dask, START, tol=0, max_iter=n_iter)
+            result["fit"] = multivariate.em(X_dask, start, tol=0, max_iter=n_iter)
 
     thread = threading.Thread(target=fit)
     thread.start()
@@ -135,13 +175,13 @@ def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert victim not in client.scheduler_info()["workers"]
-    assert_same_fit(result["fit"], want, y_scale=5.0)
+    assert_same_mixture(result["fit"], want, x_scale=5.0)
 
 
 def test_a_nan_in_chunk_7_names_its_global_index():
     y = three_clusters(10_000, seed=5)
     y[7 * 1000 + 123] = np.nan
-    with pytest.raises(ValueError, match=r"y\[7123\] \(in chunk 7\) is nan"):
+    with pytest.raises(ValueError, match=r"y\[7123\] is nan"):
         emlib.em(da.from_array(y, chunks=1000), START, max_iter=2)
 
 
@@ -164,7 +204,7 @@ def test_zero_density_names_its_global_index():
         (da.ones(0, chunks=5), START, ValueError, "empty"),
         (da.full(10, 1e200, chunks=5), START, ValueError, "rescale y"),
         (da.full(10, -1e200, chunks=5), START, ValueError, "rescale y"),
-        (da.ones(2, chunks=1), START, ValueError, "1 <= K <= N = 2"),
+        (da.from_array(np.ones(2), chunks=1), START, ValueError, "1 <= K <= N = 2"),
     ],
 )
 def test_bad_input_gets_a_clear_error(y, init, error, match):
@@ -199,3 +239,148 @@ def test_sample_weight_is_refused_with_a_clear_error():
     y = da.from_array(three_clusters(1000), chunks=300)
     with pytest.raises(ValueError, match="sample_weight is not supported with a Dask"):
         emlib.em(y, START, sample_weight=np.ones(1000))
+
+
+# ---------------------------------------------------------------------------
+# multivariate.em and ppca.em
+# ---------------------------------------------------------------------------
+
+# Uneven row chunks with a chunk of one row and chunks of fewer rows than
+# K = 4 components.
+MV_CHUNKS = ((1, 2, 1999, 1, 2997),)
+
+
+@pytest.mark.parametrize("covariance_type", multivariate.COVARIANCE_TYPES)
+def test_multivariate_on_threads_equals_in_memory(covariance_type):
+    X = four_clusters(sum(MV_CHUNKS[0]), seed=10)
+    start = mv_start(X, covariance_type)
+    want = multivariate.em(X, start, covariance_type=covariance_type, tol=0, max_iter=6)
+    X_dask = da.from_array(X, chunks=(*MV_CHUNKS, 3))
+    got = multivariate.em(
+        X_dask, start, covariance_type=covariance_type, tol=0, max_iter=6
+    )
+    assert_same_mixture(got, want, x_scale=5.0)
+
+
+def test_multivariate_stopping_rule_is_the_same():
+    X = four_clusters(3000, seed=11)
+    start = mv_start(X, "diag")
+    want = multivariate.em(X, start, covariance_type="diag", tol=1e-6)
+    got = multivariate.em(
+        da.from_array(X, chunks=(700, 3)), start, covariance_type="diag", tol=1e-6
+    )
+    assert want.converged
+    assert_same_mixture(got, want, x_scale=5.0)
+
+
+def test_ppca_reads_an_unpersisted_array_once_and_equals_in_memory():
+    X = four_clusters(5000, seed=12) + 1e6  # far from the origin: centred merges
+    want = ppca.em(X, 2, tol=0, max_iter=8)
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape[0])
+        return block
+
+    X_lazy = da.from_array(X, chunks=(*MV_CHUNKS, 3)).map_blocks(counted, meta=X[:0])
+    got = ppca.em(X_lazy, 2, tol=0, max_iter=8)  # no RecomputeWarning (error)
+    assert sorted(reads) == sorted(MV_CHUNKS[0])  # each chunk read once, not 9 times
+    assert got.n_iter == want.n_iter
+    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.mean, want.theta.mean, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.W, want.theta.W, rtol=0, atol=RTOL * 5.0)
+    assert_allclose(got.theta.noise_variance, want.theta.noise_variance, rtol=RTOL)
+
+
+@pytest.mark.cluster
+def test_multivariate_and_ppca_on_a_local_cluster_equal_in_memory(client):
+    X = four_clusters(4000, seed=13)
+    X_dask = client.persist(da.from_array(X, chunks=((1, 1999, 2000), 3)))
+    for covariance_type in multivariate.COVARIANCE_TYPES:
+        start = mv_start(X, covariance_type)
+        want = multivariate.em(
+            X, start, covariance_type=covariance_type, tol=0, max_iter=2
+        )
+        with client.as_current():
+            got = multivariate.em(
+                X_dask, start, covariance_type=covariance_type, tol=0, max_iter=2
+            )
+        assert_same_mixture(got, want, x_scale=5.0)
+    with client.as_current():
+        got = ppca.em(X_dask, 1, tol=0, max_iter=3)
+    want = ppca.em(X, 1, tol=0, max_iter=3)
+    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.W, want.theta.W, rtol=0, atol=RTOL * 5.0)
+
+
+def test_an_unpersisted_input_warns_and_a_persisted_one_does_not():
+    X = four_clusters(400, seed=14)
+    start = mv_start(X, "spherical")
+    lazy = da.from_array(X, chunks=(100, 3)) * 1.0  # chunks made by tasks
+    with pytest.warns(emlib.RecomputeWarning, match=r"X is not persisted: 4 of its"):
+        multivariate.em(lazy, start, covariance_type="spherical", max_iter=2, tol=0)
+    with pytest.warns(emlib.RecomputeWarning, match=r"y = y.persist\(\)"):
+        emlib.em(lazy[:, 0], START, max_iter=2, tol=0)
+    multivariate.em(
+        lazy.persist(), start, covariance_type="spherical", max_iter=2, tol=0
+    )
+
+
+X_BAD = four_clusters(40, seed=15)
+MV_START = mv_start(X_BAD, "full")
+
+
+def with_nan():
+    X = X_BAD.copy()
+    X[23, 2] = np.nan
+    return da.from_array(X, chunks=(10, 3))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda: multivariate.em(
+                da.from_array(X_BAD, chunks=10), MV_START, sample_weight=np.ones(40)
+            ),
+            ValueError,
+            "sample_weight is not supported with a Dask array X",
+        ),
+        (
+            lambda: multivariate.em(with_nan(), MV_START),
+            ValueError,
+            r"X\[23, 2\] is nan; .*missing values are not supported",
+        ),
+        (
+            lambda: multivariate.em(da.from_array(X_BAD, chunks=10), 4),
+            TypeError,
+            "init must be an emlib.multivariate.GMM start",
+        ),
+        (
+            lambda: multivariate.em(da.from_array(X_BAD, chunks=(10, 1)), MV_START),
+            ValueError,
+            r"chunked along its columns .* X.rechunk\(\{1: -1\}\)",
+        ),
+        (
+            lambda: multivariate.em(da.from_array(X_BAD[:, 0], chunks=10), MV_START),
+            ValueError,
+            r"X must have shape \(N, D\)",
+        ),
+        (
+            lambda: multivariate.em(
+                da.from_array(X_BAD, chunks=10), MV_START, covariance_type="diag"
+            ),
+            ValueError,
+            "init has covariance_type='full'",
+        ),
+        (
+            lambda: ppca.em(with_nan(), 1),
+            ValueError,
+            r"X\[23, 2\] is nan",
+        ),
+    ],
+    ids=["weights", "nan", "int-init", "column-chunks", "1-D", "type", "ppca-nan"],
+)
+def test_multivariate_and_ppca_bad_input_gets_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
