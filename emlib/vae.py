@@ -4,13 +4,13 @@ The model (Kingma and Welling 2014, "Auto-encoding variational Bayes",
 ICLR): z ~ N(0, I_q), x | z ~ N(g(z), sigma^2 I_D) with g the decoder
 network. The encoder network maps x to the mean mu(x) and log-variances
 l(x) of a diagonal Gaussian q(z | x). Per point, with z = mu + s * eps,
-s = exp(l / 2), eps ~ N(0, I_q) (the reparameterisation),
+s = exp(l / 2), eps ~ N(0, I_q) (the reparameterisation)::
 
     ELBO-hat(x) = log N(x | g(z), sigma^2 I) - KL(q(z | x) || N(0, I)),
     KL = 1/2 sum_j (mu_j^2 + s_j^2 - 1 - l_j)             (their eq. 10),
 
 an unbiased estimate of the ELBO whose gradient is an unbiased estimate of
-the ELBO's gradient. With r = x - g(z), its derivatives are
+the ELBO's gradient. With r = x - g(z), its derivatives are::
 
     d/dg  = r / sigma^2,
     d/dmu = (dz-gradient) - mu,  d/dl = (dz-gradient) * eps * s / 2 - (s^2 - 1) / 2,
