@@ -4,7 +4,7 @@ import pytest
 from problems import PROBLEMS, make_problem
 
 # Marks of tests whose fixtures take seconds to set up, longest first: the
-# book's Sphinx build and browser (about 30 s; make test-book), a Dask
+# book's Sphinx build and browser (about 45 s; make test-book), a Dask
 # cluster (about 5 s).
 SLOW_START = ("browser", "cluster")
 
