@@ -495,6 +495,13 @@ def sample_reverse(
     x = rng.standard_normal(n)
     for t in range(schedule.n_steps, 0, -1):
         x0_hat = np.asarray(denoiser(x, t), dtype=np.float64)
+        # A (N, 1) or (1,) output would broadcast x to (N, N, ...), growing each step.
+        if x0_hat.shape != (n,) or not np.all(np.isfinite(x0_hat)):
+            raise ValueError(
+                f"denoiser(x_t, {t}) must return one finite x0-hat per x_t, "
+                f"shape ({n},); got shape {x0_hat.shape}, "
+                f"{np.size(x0_hat) - np.sum(np.isfinite(x0_hat))} values not finite."
+            )
         mean = x0_coef[t - 1] * x0_hat + xt_coef[t - 1] * x
         x = mean + sigmas[t - 1] * rng.standard_normal(n)
     return x
@@ -847,11 +854,13 @@ class NoisePredictor:
     .. math::
 
         \\epsilon_\\theta(x_t, t) = \\sqrt{1-\\bar\\alpha_t}\\,x_t + f(x_t, \\tau_t),
-        \\qquad \\tau_t = 2\\frac{t - 1}{T - 1} - 1,
+        \\qquad \\tau_t = \\tfrac{1}{10}
+        \\log\\frac{\\bar\\alpha_t}{1 - \\bar\\alpha_t},
 
     with f an :class:`emlib.neural.MLP` with inputs (x_t, tau_t) and one
-    output. The linear part is the best predictor linear in x_t for data of
-    mean 0 and variance 1 (notebook 85, section 5), so f learns the
+    output; tau_t is the log signal-to-noise ratio, scaled to order 1. The
+    linear part is the best predictor linear in x_t for data of mean 0 and
+    variance 1 (notebook 85, section 5), so f learns the
     correction. The denoiser is x0-hat = (x_t - sqrt(1 - abar_t)
     eps_theta) / sqrt(abar_t) (Ho et al., eq. 15).
 

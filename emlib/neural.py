@@ -136,7 +136,13 @@ def mlp_backward(
     grad_input : ndarray, shape (N, D_0)
         dLoss/du.
     """
-    g = np.asarray(grad_output, dtype=np.float64)
+    g = as_real_array(grad_output, "grad_output")
+    want = (hidden[0].shape[0], net.sizes[-1])
+    if g.shape != want:
+        raise ValueError(
+            f"grad_output must have shape (N, D_L) = {want}, one row per input "
+            f"of the forward pass that made hidden; got {g.shape}."
+        )
     grad_w, grad_b = [], []
     for layer in range(len(net.weights) - 1, -1, -1):
         h = hidden[layer]
