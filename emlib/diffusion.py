@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 from emlib._checks import (
     as_observations,
     as_real_array,
+    check_generator,
     check_int,
     check_real,
     read_only,
@@ -169,14 +170,6 @@ def _check_step(t, schedule):
     return check_int(
         t, "t", 1, schedule.n_steps, rule=f"be a step 1 <= t <= T = {schedule.n_steps}"
     )
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}."
-        )
 
 
 def _check_n_samples(n_samples):
@@ -418,7 +411,7 @@ def exact_reverse_sample(
     check_theta(theta)
     _check_schedule(schedule)
     n = _check_n_samples(n_samples)
-    _check_rng(rng)
+    check_generator(rng)
     bars = np.concatenate([[1.0], schedule.alpha_bars])  # abar_0 .. abar_T
     top = noised_mixture(theta, bars[-1])
     x = _draw_mixture(
@@ -490,7 +483,7 @@ def sample_reverse(
     _check_schedule(schedule)
     sigmas = np.sqrt(_check_reverse_variances(reverse_variances, schedule))
     n = _check_n_samples(n_samples)
-    _check_rng(rng)
+    check_generator(rng)
     x0_coef, xt_coef = _posterior_coefficients(schedule)
     x = rng.standard_normal(n)
     for t in range(schedule.n_steps, 0, -1):
@@ -1007,7 +1000,7 @@ def fit_noise_predictor(
     """
     data = as_observations(x_0)
     _check_schedule(schedule)
-    _check_rng(rng)
+    check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
     net = init_mlp((2, *hidden, 1), rng)

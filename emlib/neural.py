@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_int, check_real
+from emlib._checks import as_real_array, check_generator, check_int, check_real
 
 
 class MLP(NamedTuple):
@@ -68,11 +68,7 @@ def init_mlp(sizes: Sequence[int], rng: np.random.Generator) -> MLP:
             f"sizes must list the input width and at least one layer, got {sizes}."
         )
     sizes = [check_int(s, "sizes[i]") for s in sizes]
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}."
-        )
+    check_generator(rng)
     weights = tuple(
         rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
         for d_in, d_out in itertools.pairwise(sizes)

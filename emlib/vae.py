@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_int
+from emlib._checks import as_real_array, check_generator, check_int
 from emlib._numerics import LOG_2PI
 from emlib.neural import (
     MLP,
@@ -348,11 +348,7 @@ def fit(
     VAEFit
     """
     X = _check(vae, X)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}."
-        )
+    check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
     nets = (vae.encoder, vae.decoder)
