@@ -40,6 +40,7 @@ from emlib.model import check_theta, e_step, log_joint
 from emlib.neural import (
     MLP,
     Adam,
+    _check_widths,
     _forward,
     from_arrays,
     init_mlp,
@@ -883,7 +884,13 @@ class NoisePredictor:
 
     def _parts(self, x_t, t):
         x_t = as_observations(x_t)
-        steps = np.broadcast_to(np.asarray(t), x_t.shape)
+        steps = np.asarray(t)
+        if steps.shape not in ((), x_t.shape):
+            raise ValueError(
+                f"t must be one step or one per x_t, shape {x_t.shape}; got "
+                f"shape {steps.shape}."
+            )
+        steps = np.broadcast_to(steps, x_t.shape)
         if not np.issubdtype(steps.dtype, np.integer) or np.any(
             (steps < 1) | (steps > self.schedule.n_steps)
         ):
@@ -1003,7 +1010,7 @@ def fit_noise_predictor(
     check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
-    net = init_mlp((2, *hidden, 1), rng)
+    net = init_mlp((2, *_check_widths(hidden, "hidden"), 1), rng)
     adam = Adam(to_arrays(net), learning_rate)
     bars, n_steps = schedule.alpha_bars, schedule.n_steps
     losses = np.empty(n_iter)

@@ -63,17 +63,38 @@ def init_mlp(sizes: Sequence[int], rng: np.random.Generator) -> MLP:
     -------
     MLP
     """
+    sizes = _check_widths(sizes, "sizes")
     if len(sizes) < 2:
         raise ValueError(
             f"sizes must list the input width and at least one layer, got {sizes}."
         )
-    sizes = [check_int(s, "sizes[i]") for s in sizes]
     check_generator(rng)
     weights = tuple(
         rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
         for d_in, d_out in itertools.pairwise(sizes)
     )
     return MLP(weights, tuple(np.zeros(d) for d in sizes[1:]))
+
+
+def _check_widths(widths: Sequence[int], name: str) -> tuple[int, ...]:
+    """``widths`` as a tuple of layer widths, each an int >= 1.
+
+    Parameters
+    ----------
+    widths : sequence of int
+    name : str
+        The argument's name, for messages (``sizes``, ``hidden``).
+
+    Returns
+    -------
+    tuple of int
+    """
+    if not isinstance(widths, Sequence) or isinstance(widths, str):
+        raise TypeError(
+            f"{name} must be a sequence of layer widths, e.g. (32, 32); "
+            f"got {type(widths).__name__}."
+        )
+    return tuple(check_int(w, f"{name}[{i}]") for i, w in enumerate(widths))
 
 
 def _check_inputs(net, u):

@@ -35,6 +35,7 @@ from emlib._numerics import LOG_2PI
 from emlib.neural import (
     MLP,
     Adam,
+    _check_widths,
     _forward,
     from_arrays,
     init_mlp,
@@ -86,6 +87,7 @@ def init_vae(
     """
     d = check_int(n_features, "n_features")
     q = check_int(n_latent, "n_latent")
+    hidden = _check_widths(hidden, "hidden")
     encoder = init_mlp((d, *hidden, 2 * q), rng)
     decoder = init_mlp((q, *hidden[::-1], d), rng)
     return VAE(encoder, decoder, np.array(0.0))

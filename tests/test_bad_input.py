@@ -638,3 +638,55 @@ def test_sample_reverse_bad_denoiser_output(denoiser, match):
         emlib.diffusion.sample_reverse(
             denoiser, schedule, schedule.betas, 4, np.random.default_rng(0)
         )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        # "object of type 'int' has no len()" and "Value after * must be an
+        # iterable" before; "sizes[i]" did not say which width.
+        (
+            lambda: emlib.neural.init_mlp(5, np.random.default_rng(0)),
+            TypeError,
+            r"^sizes must be a sequence of layer widths",
+        ),
+        (
+            lambda: emlib.neural.init_mlp((2, 3.0, 1), np.random.default_rng(0)),
+            TypeError,
+            r"^sizes\[1\] must be an int",
+        ),
+        (
+            lambda: emlib.vae.init_vae(3, 2, 4, np.random.default_rng(0)),
+            TypeError,
+            r"^hidden must be a sequence of layer widths",
+        ),
+        (
+            lambda: emlib.vae.init_vae(3, 2, (4, 0), np.random.default_rng(0)),
+            ValueError,
+            r"^hidden\[1\] must be >= 1",
+        ),
+        (
+            lambda: emlib.diffusion.fit_noise_predictor(
+                Y,
+                emlib.diffusion.NoiseSchedule.linear(25),
+                np.random.default_rng(0),
+                4,
+                n_iter=1,
+            ),
+            TypeError,
+            r"^hidden must be a sequence of layer widths",
+        ),
+        # A broadcast_to error before.
+        (
+            lambda: emlib.diffusion.NoisePredictor(
+                emlib.neural.init_mlp((2, 3, 1), np.random.default_rng(0)),
+                emlib.diffusion.NoiseSchedule.linear(25),
+            ).denoise(np.zeros(3), [1, 2]),
+            ValueError,
+            r"^t must be one step or one per x_t, shape \(3,\)",
+        ),
+    ],
+)
+def test_layer_widths_and_steps_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
