@@ -346,6 +346,15 @@ def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_generator(rng):
+    """Raise ``TypeError`` unless ``rng`` is a numpy.random.Generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
+            f"got {type(rng).__name__}."
+        )
+
+
 def as_generator(random_state):
     """A numpy Generator from ``random_state``: an int seed, a Generator, or None.
 

@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 from emlib._checks import (
     as_observations,
     as_real_array,
+    check_generator,
     check_int,
     check_real,
     read_only,
@@ -39,6 +40,7 @@ from emlib.model import check_theta, e_step, log_joint
 from emlib.neural import (
     MLP,
     Adam,
+    _check_widths,
     _forward,
     from_arrays,
     init_mlp,
@@ -169,14 +171,6 @@ def _check_step(t, schedule):
     return check_int(
         t, "t", 1, schedule.n_steps, rule=f"be a step 1 <= t <= T = {schedule.n_steps}"
     )
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}."
-        )
 
 
 def _check_n_samples(n_samples):
@@ -418,7 +412,7 @@ def exact_reverse_sample(
     check_theta(theta)
     _check_schedule(schedule)
     n = _check_n_samples(n_samples)
-    _check_rng(rng)
+    check_generator(rng)
     bars = np.concatenate([[1.0], schedule.alpha_bars])  # abar_0 .. abar_T
     top = noised_mixture(theta, bars[-1])
     x = _draw_mixture(
@@ -490,11 +484,18 @@ def sample_reverse(
     _check_schedule(schedule)
     sigmas = np.sqrt(_check_reverse_variances(reverse_variances, schedule))
     n = _check_n_samples(n_samples)
-    _check_rng(rng)
+    check_generator(rng)
     x0_coef, xt_coef = _posterior_coefficients(schedule)
     x = rng.standard_normal(n)
     for t in range(schedule.n_steps, 0, -1):
         x0_hat = np.asarray(denoiser(x, t), dtype=np.float64)
+        # A (N, 1) or (1,) output would broadcast x to (N, N, ...), growing each step.
+        if x0_hat.shape != (n,) or not np.all(np.isfinite(x0_hat)):
+            raise ValueError(
+                f"denoiser(x_t, {t}) must return one finite x0-hat per x_t, "
+                f"shape ({n},); got shape {x0_hat.shape}, "
+                f"{np.size(x0_hat) - np.sum(np.isfinite(x0_hat))} values not finite."
+            )
         mean = x0_coef[t - 1] * x0_hat + xt_coef[t - 1] * x
         x = mean + sigmas[t - 1] * rng.standard_normal(n)
     return x
@@ -847,11 +848,13 @@ class NoisePredictor:
     .. math::
 
         \\epsilon_\\theta(x_t, t) = \\sqrt{1-\\bar\\alpha_t}\\,x_t + f(x_t, \\tau_t),
-        \\qquad \\tau_t = 2\\frac{t - 1}{T - 1} - 1,
+        \\qquad \\tau_t = \\tfrac{1}{10}
+        \\log\\frac{\\bar\\alpha_t}{1 - \\bar\\alpha_t},
 
     with f an :class:`emlib.neural.MLP` with inputs (x_t, tau_t) and one
-    output. The linear part is the best predictor linear in x_t for data of
-    mean 0 and variance 1 (notebook 85, section 5), so f learns the
+    output; tau_t is the log signal-to-noise ratio, scaled to order 1. The
+    linear part is the best predictor linear in x_t for data of mean 0 and
+    variance 1 (notebook 85, section 5), so f learns the
     correction. The denoiser is x0-hat = (x_t - sqrt(1 - abar_t)
     eps_theta) / sqrt(abar_t) (Ho et al., eq. 15).
 
@@ -881,7 +884,13 @@ class NoisePredictor:
 
     def _parts(self, x_t, t):
         x_t = as_observations(x_t)
-        steps = np.broadcast_to(np.asarray(t), x_t.shape)
+        steps = np.asarray(t)
+        if steps.shape not in ((), x_t.shape):
+            raise ValueError(
+                f"t must be one step or one per x_t, shape {x_t.shape}; got "
+                f"shape {steps.shape}."
+            )
+        steps = np.broadcast_to(steps, x_t.shape)
         if not np.issubdtype(steps.dtype, np.integer) or np.any(
             (steps < 1) | (steps > self.schedule.n_steps)
         ):
@@ -998,10 +1007,10 @@ def fit_noise_predictor(
     """
     data = as_observations(x_0)
     _check_schedule(schedule)
-    _check_rng(rng)
+    check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
-    net = init_mlp((2, *hidden, 1), rng)
+    net = init_mlp((2, *_check_widths(hidden, "hidden"), 1), rng)
     adam = Adam(to_arrays(net), learning_rate)
     bars, n_steps = schedule.alpha_bars, schedule.n_steps
     losses = np.empty(n_iter)

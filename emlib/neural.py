@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_int, check_real
+from emlib._checks import as_real_array, check_generator, check_int, check_real
 
 
 class MLP(NamedTuple):
@@ -63,21 +63,38 @@ def init_mlp(sizes: Sequence[int], rng: np.random.Generator) -> MLP:
     -------
     MLP
     """
+    sizes = _check_widths(sizes, "sizes")
     if len(sizes) < 2:
         raise ValueError(
             f"sizes must list the input width and at least one layer, got {sizes}."
         )
-    sizes = [check_int(s, "sizes[i]") for s in sizes]
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}."
-        )
+    check_generator(rng)
     weights = tuple(
         rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
         for d_in, d_out in itertools.pairwise(sizes)
     )
     return MLP(weights, tuple(np.zeros(d) for d in sizes[1:]))
+
+
+def _check_widths(widths: Sequence[int], name: str) -> tuple[int, ...]:
+    """``widths`` as a tuple of layer widths, each an int >= 1.
+
+    Parameters
+    ----------
+    widths : sequence of int
+    name : str
+        The argument's name, for messages (``sizes``, ``hidden``).
+
+    Returns
+    -------
+    tuple of int
+    """
+    if not isinstance(widths, Sequence) or isinstance(widths, str):
+        raise TypeError(
+            f"{name} must be a sequence of layer widths, e.g. (32, 32); "
+            f"got {type(widths).__name__}."
+        )
+    return tuple(check_int(w, f"{name}[{i}]") for i, w in enumerate(widths))
 
 
 def _check_inputs(net, u):
@@ -136,7 +153,13 @@ def mlp_backward(
     grad_input : ndarray, shape (N, D_0)
         dLoss/du.
     """
-    g = np.asarray(grad_output, dtype=np.float64)
+    g = as_real_array(grad_output, "grad_output")
+    want = (hidden[0].shape[0], net.sizes[-1])
+    if g.shape != want:
+        raise ValueError(
+            f"grad_output must have shape (N, D_L) = {want}, one row per input "
+            f"of the forward pass that made hidden; got {g.shape}."
+        )
     grad_w, grad_b = [], []
     for layer in range(len(net.weights) - 1, -1, -1):
         h = hidden[layer]

@@ -109,10 +109,20 @@ def online_em(
     """
     if not isinstance(init, GMM):
         raise TypeError(f"init must be an emlib.GMM start, got {type(init).__name__}.")
+    if isinstance(batches, np.ndarray) or is_dask_array(batches):
+        # Iterating an array would give its rows or scalars, each a "batch".
+        raise TypeError(
+            "batches must be an iterable of mini-batches, not one array: split "
+            "it, e.g. np.array_split(y, 10), or pass y.blocks for a Dask array."
+        )
     gamma_of = robbins_monro(step_size) if not callable(step_size) else step_size
     theta, running, t = init, None, 0
     for t, batch in enumerate(batches, start=1):
-        y = as_observations(batch.compute() if is_dask_array(batch) else batch)
+        try:
+            y = as_observations(batch.compute() if is_dask_array(batch) else batch)
+        except (TypeError, ValueError) as exc:
+            # as_observations names its argument y; say which batch it was.
+            raise type(exc)(f"batch {t} of batches: {exc}") from None
         gamma = check_real(gamma_of(t), f"step_size({t})", 0.0, strict=True)
         if gamma > 1.0 or (t == 1 and gamma != 1.0):
             raise ValueError(

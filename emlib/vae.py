@@ -30,11 +30,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_int
+from emlib._checks import as_real_array, check_generator, check_int
 from emlib._numerics import LOG_2PI
 from emlib.neural import (
     MLP,
     Adam,
+    _check_widths,
     _forward,
     from_arrays,
     init_mlp,
@@ -86,6 +87,7 @@ def init_vae(
     """
     d = check_int(n_features, "n_features")
     q = check_int(n_latent, "n_latent")
+    hidden = _check_widths(hidden, "hidden")
     encoder = init_mlp((d, *hidden, 2 * q), rng)
     decoder = init_mlp((q, *hidden[::-1], d), rng)
     return VAE(encoder, decoder, np.array(0.0))
@@ -96,9 +98,9 @@ def _check(vae, X):
         raise TypeError(f"vae must be an emlib.vae.VAE, got {type(vae).__name__}.")
     X = as_real_array(X, "X")
     d = vae.encoder.sizes[0]
-    if X.ndim != 2 or X.shape[1] != d:
+    if X.ndim != 2 or X.shape[1] != d or X.shape[0] == 0:
         raise ValueError(
-            f"X must have shape (N, {d}), one row per point; got {X.shape}."
+            f"X must have shape (N, {d}) with N >= 1, one row per point; got {X.shape}."
         )
     return X
 
@@ -122,9 +124,26 @@ def encode(vae: VAE, X: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode(vae: VAE, Z: ArrayLike) -> np.ndarray:
-    """g(z), the mean of p(x | z), for each row of Z, shape (M, D)."""
+    """g(z), the mean of p(x | z), for each row of Z.
+
+    Parameters
+    ----------
+    vae : VAE
+    Z : array_like, shape (M, q)
+
+    Returns
+    -------
+    ndarray, shape (M, D)
+    """
+    if not isinstance(vae, VAE):
+        raise TypeError(f"vae must be an emlib.vae.VAE, got {type(vae).__name__}.")
     Z = as_real_array(Z, "Z")
-    return _forward(vae.decoder, Z.reshape(-1, vae.n_latent))[0]
+    if Z.ndim != 2 or Z.shape[1] != vae.n_latent:
+        raise ValueError(
+            f"Z must have shape (M, q) = (M, {vae.n_latent}), one latent point "
+            f"per row; got {Z.shape}."
+        )
+    return _forward(vae.decoder, Z)[0]
 
 
 def _log_normal_isotropic(x, mean, log_var):
@@ -252,9 +271,10 @@ def log_weights(vae: VAE, X: ArrayLike, eps: ArrayLike) -> np.ndarray:
     X = _check(vae, X)
     eps = as_real_array(eps, "eps")
     n, q = X.shape[0], vae.n_latent
-    if eps.ndim != 3 or eps.shape[0] != n or eps.shape[2] != q:
+    if eps.ndim != 3 or eps.shape[0] != n or eps.shape[2] != q or eps.shape[1] == 0:
         raise ValueError(
-            f"eps must have shape (N, k, q) = ({n}, k, {q}); got {eps.shape}."
+            f"eps must have shape (N, k, q) = ({n}, k, {q}) with k >= 1; "
+            f"got {eps.shape}."
         )
     mu, log_var = encode(vae, X)
     z = mu[:, None, :] + np.exp(0.5 * log_var)[:, None, :] * eps
@@ -279,6 +299,11 @@ def iwae_bound(log_w: ArrayLike) -> np.ndarray:
     ndarray, shape (N,)
     """
     log_w = as_real_array(log_w, "log_w")
+    if log_w.ndim != 2 or log_w.shape[1] == 0:
+        raise ValueError(
+            "log_w must have shape (N, k) with k >= 1, one row of log-weights per "
+            f"point (from emlib.vae.log_weights); got {log_w.shape}."
+        )
     top = log_w.max(axis=1, keepdims=True)
     return top[:, 0] + np.log(np.mean(np.exp(log_w - top), axis=1))
 
@@ -325,6 +350,7 @@ def fit(
     VAEFit
     """
     X = _check(vae, X)
+    check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
     nets = (vae.encoder, vae.decoder)

@@ -514,3 +514,179 @@ def test_good_numeric_arguments_are_accepted():
     emlib.m_step(Y, np.ones((5, 1)))
     emlib.entropy([[1.0, 0.0]])
     emlib.kl_divergence([1.0, 0.0], [0.5, 0.5])
+
+
+# The learned models and online EM (review of the session's new modules).
+
+
+def _small_vae():
+    return emlib.vae.init_vae(3, 2, (4,), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        # A (3, 4) Z was reshaped to six latent points; a (4,) one to two.
+        (
+            lambda: emlib.vae.decode(_small_vae(), np.ones((3, 4))),
+            ValueError,
+            r"^Z must have shape \(M, q\) = \(M, 2\)",
+        ),
+        (
+            lambda: emlib.vae.decode(_small_vae(), np.ones(4)),
+            ValueError,
+            r"^Z must have shape",
+        ),
+        (
+            lambda: emlib.vae.decode("vae", np.ones((3, 2))),
+            TypeError,
+            r"^vae must be an emlib.vae.VAE",
+        ),
+        # N = 0 gave an ELBO of NaN with RuntimeWarnings.
+        (
+            lambda: emlib.vae.elbo_and_gradient(
+                _small_vae(), np.ones((0, 3)), np.ones((0, 2))
+            ),
+            ValueError,
+            r"^X must have shape \(N, 3\) with N >= 1",
+        ),
+        (
+            lambda: emlib.vae.log_weights(
+                _small_vae(), np.ones((2, 3)), np.ones((2, 0, 2))
+            ),
+            ValueError,
+            r"^eps must have shape \(N, k, q\) = \(2, k, 2\) with k >= 1",
+        ),
+        # 1-D gave an AxisError, k = 0 a reduction error, 3-D a wrong shape.
+        (
+            lambda: emlib.vae.iwae_bound(np.zeros(4)),
+            ValueError,
+            r"^log_w must have shape \(N, k\) with k >= 1",
+        ),
+        (
+            lambda: emlib.vae.iwae_bound(np.zeros((3, 0))),
+            ValueError,
+            r"^log_w must have shape",
+        ),
+        (
+            lambda: emlib.vae.iwae_bound(np.zeros((2, 3, 4))),
+            ValueError,
+            r"^log_w must have shape",
+        ),
+        (
+            lambda: emlib.vae.fit(np.ones((5, 3)), _small_vae(), 0, n_iter=1),
+            TypeError,
+            r"^rng must be a numpy Generator",
+        ),
+        # A cryptic matmul error before.
+        (
+            lambda: emlib.neural.mlp_backward(*_net_and_hidden(), np.ones((4, 3))),
+            ValueError,
+            r"^grad_output must have shape \(N, D_L\) = \(4, 1\)",
+        ),
+        (
+            lambda: emlib.neural.mlp_backward(
+                *_net_and_hidden(), np.full((4, 1), np.nan)
+            ),
+            ValueError,
+            r"^grad_output " + NAN_OR_INF,
+        ),
+        # A single array was iterated as batches of one scalar each.
+        (
+            lambda: emlib.online_em(Y, THETA),
+            TypeError,
+            r"^batches must be an iterable of mini-batches, not one array",
+        ),
+        # The message named y, not which batch.
+        (
+            lambda: emlib.online_em([Y, np.array([])], THETA),
+            ValueError,
+            r"^batch 2 of batches: y is empty",
+        ),
+        (
+            lambda: emlib.online_em([with_value(Y, 1, math.nan)], THETA),
+            ValueError,
+            r"^batch 1 of batches: y " + NAN_OR_INF,
+        ),
+    ],
+)
+def test_learned_models_and_online_em_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def _net_and_hidden():
+    net = emlib.neural.init_mlp((2, 3, 1), np.random.default_rng(0))
+    return net, emlib.neural.mlp_forward(net, np.ones((4, 2)))[1]
+
+
+@pytest.mark.parametrize(
+    ("denoiser", "match"),
+    [
+        # (N, 1) broadcast x to (N, N), then (N, N, N), ...: memory ran out.
+        (lambda x, t: x[:, None], r"shape \(4,\); got shape \(4, 1\)"),
+        # NaN went through to every sample.
+        (lambda x, t: x * math.nan, r"got shape \(4,\), 4 values not finite"),
+    ],
+)
+def test_sample_reverse_bad_denoiser_output(denoiser, match):
+    schedule = emlib.diffusion.NoiseSchedule.linear(25)
+    with pytest.raises(
+        ValueError,
+        match=r"^denoiser\(x_t, 25\) must return one finite x0-hat per x_t, .*" + match,
+    ):
+        emlib.diffusion.sample_reverse(
+            denoiser, schedule, schedule.betas, 4, np.random.default_rng(0)
+        )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        # "object of type 'int' has no len()" and "Value after * must be an
+        # iterable" before; "sizes[i]" did not say which width.
+        (
+            lambda: emlib.neural.init_mlp(5, np.random.default_rng(0)),
+            TypeError,
+            r"^sizes must be a sequence of layer widths",
+        ),
+        (
+            lambda: emlib.neural.init_mlp((2, 3.0, 1), np.random.default_rng(0)),
+            TypeError,
+            r"^sizes\[1\] must be an int",
+        ),
+        (
+            lambda: emlib.vae.init_vae(3, 2, 4, np.random.default_rng(0)),
+            TypeError,
+            r"^hidden must be a sequence of layer widths",
+        ),
+        (
+            lambda: emlib.vae.init_vae(3, 2, (4, 0), np.random.default_rng(0)),
+            ValueError,
+            r"^hidden\[1\] must be >= 1",
+        ),
+        (
+            lambda: emlib.diffusion.fit_noise_predictor(
+                Y,
+                emlib.diffusion.NoiseSchedule.linear(25),
+                np.random.default_rng(0),
+                4,
+                n_iter=1,
+            ),
+            TypeError,
+            r"^hidden must be a sequence of layer widths",
+        ),
+        # A broadcast_to error before.
+        (
+            lambda: emlib.diffusion.NoisePredictor(
+                emlib.neural.init_mlp((2, 3, 1), np.random.default_rng(0)),
+                emlib.diffusion.NoiseSchedule.linear(25),
+            ).denoise(np.zeros(3), [1, 2]),
+            ValueError,
+            r"^t must be one step or one per x_t, shape \(3,\)",
+        ),
+    ],
+)
+def test_layer_widths_and_steps_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
