@@ -258,7 +258,22 @@ class Adam:
     def step(
         self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        """New parameters (new arrays) after one step down the gradients ``grads``."""
+        """New parameters (new arrays) after one step down the gradients ``grads``.
+
+        Raises
+        ------
+        ValueError
+            If ``params`` or ``grads`` does not hold one array of each
+            parameter's shape (checked before the moments change).
+        """
+        shapes = [m.shape for m in self.m]
+        for name, arrays in (("params", params), ("grads", grads)):
+            got = [np.shape(a) for a in arrays]
+            if got != shapes:
+                raise ValueError(
+                    f"{name} must be {len(shapes)} arrays of shapes {shapes}, the "
+                    f"parameters Adam was built for; got shapes {got}."
+                )
         self.n_steps += 1
         b1, b2 = self.beta1, self.beta2
         lr_hat = self.learning_rate / (1 - b1**self.n_steps)  # m's correction

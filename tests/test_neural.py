@@ -104,3 +104,19 @@ def test_adam_second_step_uses_bias_corrected_moments():
 def test_bad_input_gets_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("params", "grads", "name"),
+    [
+        ([np.zeros(2), np.zeros(3)], [np.zeros(2)], "grads"),  # a gradient missing
+        ([np.zeros(2), np.zeros(3)], [np.zeros(2), np.zeros(1)], "grads"),  # broadcast
+        ([np.zeros(2)], [np.zeros(2), np.zeros(3)], "params"),
+    ],
+)
+def test_adam_refuses_mismatched_arrays_before_moving_its_moments(params, grads, name):
+    adam = neural.Adam([np.zeros(2), np.zeros(3)])
+    with pytest.raises(ValueError, match=rf"^{name} must be 2 arrays of shapes"):
+        adam.step(params, grads)
+    assert adam.n_steps == 0
+    assert all(not m.any() for m in adam.m + adam.v)
