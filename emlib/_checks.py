@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import sys
+from collections.abc import Sequence
 from typing import TypeGuard
 
 import numpy as np
@@ -261,6 +262,27 @@ def check_int(value, name, low=1, high=None, rule=None):
             )
         raise ValueError(f"{name} must {rule}, got {value}.")
     return int(value)
+
+
+def check_widths(widths, name):
+    """``widths`` as a tuple of layer widths, each an int >= 1.
+
+    Parameters
+    ----------
+    widths : sequence of int
+    name : str
+        The argument's name, for messages (``sizes``, ``hidden``).
+
+    Returns
+    -------
+    tuple of int
+    """
+    if not isinstance(widths, Sequence) or isinstance(widths, str):
+        raise TypeError(
+            f"{name} must be a sequence of layer widths, e.g. (32, 32); "
+            f"got {type(widths).__name__}."
+        )
+    return tuple(check_int(w, f"{name}[{i}]") for i, w in enumerate(widths))
 
 
 def check_real(value, name, low=0.0, *, strict=False, high=None):

@@ -31,8 +31,10 @@ from emlib._checks import (
     check_generator,
     check_int,
     check_real,
+    check_widths,
     read_only,
 )
+from emlib._mlp import forward
 from emlib._numerics import LOG_2PI, log_sum_exp_rows
 from emlib.gaussian import gaussian_kl
 from emlib.gmm import GMM
@@ -40,8 +42,6 @@ from emlib.model import check_theta, e_step, log_joint
 from emlib.neural import (
     MLP,
     Adam,
-    _check_widths,
-    _forward,
     from_arrays,
     init_mlp,
     mlp_backward,
@@ -952,7 +952,7 @@ def _noise_loss(net, alpha_bars, n_steps, x_0, t, eps):
     bars = alpha_bars[t - 1]
     scale = np.sqrt(1.0 - bars)
     x_t = np.sqrt(bars) * x_0 + scale * eps
-    f, hidden = _forward(net, np.column_stack([x_t, _step_feature(t, alpha_bars)]))
+    f, hidden = forward(net, np.column_stack([x_t, _step_feature(t, alpha_bars)]))
     residual = scale * x_t + f[:, 0] - eps  # eps_theta - eps
     grads, _ = mlp_backward(net, hidden, (2.0 / eps.size) * residual[:, None])
     return float(np.mean(residual**2)), grads
@@ -1010,7 +1010,7 @@ def fit_noise_predictor(
     check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
-    net = init_mlp((2, *_check_widths(hidden, "hidden"), 1), rng)
+    net = init_mlp((2, *check_widths(hidden, "hidden"), 1), rng)
     adam = Adam(to_arrays(net), learning_rate)
     bars, n_steps = schedule.alpha_bars, schedule.n_steps
     losses = np.empty(n_iter)

@@ -24,7 +24,13 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_generator, check_int, check_real
+from emlib._checks import (
+    as_real_array,
+    check_generator,
+    check_real,
+    check_widths,
+)
+from emlib._mlp import forward
 
 
 class MLP(NamedTuple):
@@ -63,7 +69,7 @@ def init_mlp(sizes: Sequence[int], rng: np.random.Generator) -> MLP:
     -------
     MLP
     """
-    sizes = _check_widths(sizes, "sizes")
+    sizes = check_widths(sizes, "sizes")
     if len(sizes) < 2:
         raise ValueError(
             f"sizes must list the input width and at least one layer, got {sizes}."
@@ -74,27 +80,6 @@ def init_mlp(sizes: Sequence[int], rng: np.random.Generator) -> MLP:
         for d_in, d_out in itertools.pairwise(sizes)
     )
     return MLP(weights, tuple(np.zeros(d) for d in sizes[1:]))
-
-
-def _check_widths(widths: Sequence[int], name: str) -> tuple[int, ...]:
-    """``widths`` as a tuple of layer widths, each an int >= 1.
-
-    Parameters
-    ----------
-    widths : sequence of int
-    name : str
-        The argument's name, for messages (``sizes``, ``hidden``).
-
-    Returns
-    -------
-    tuple of int
-    """
-    if not isinstance(widths, Sequence) or isinstance(widths, str):
-        raise TypeError(
-            f"{name} must be a sequence of layer widths, e.g. (32, 32); "
-            f"got {type(widths).__name__}."
-        )
-    return tuple(check_int(w, f"{name}[{i}]") for i, w in enumerate(widths))
 
 
 def _check_inputs(net, u):
@@ -121,16 +106,7 @@ def mlp_forward(net: MLP, u: ArrayLike) -> tuple[np.ndarray, list[np.ndarray]]:
     hidden : list of ndarray
         h_0, ..., h_{L-1}, what :func:`mlp_backward` needs.
     """
-    return _forward(net, _check_inputs(net, u))
-
-
-def _forward(net, h):
-    hidden = []
-    for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
-        hidden.append(h)
-        h = np.tanh(h @ w + b)
-    hidden.append(h)
-    return h @ net.weights[-1] + net.biases[-1], hidden
+    return forward(net, _check_inputs(net, u))
 
 
 def mlp_backward(

@@ -30,13 +30,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from emlib._checks import as_real_array, check_generator, check_int
+from emlib._checks import as_real_array, check_generator, check_int, check_widths
+from emlib._mlp import forward
 from emlib._numerics import LOG_2PI
 from emlib.neural import (
     MLP,
     Adam,
-    _check_widths,
-    _forward,
     from_arrays,
     init_mlp,
     mlp_backward,
@@ -87,7 +86,7 @@ def init_vae(
     """
     d = check_int(n_features, "n_features")
     q = check_int(n_latent, "n_latent")
-    hidden = _check_widths(hidden, "hidden")
+    hidden = check_widths(hidden, "hidden")
     encoder = init_mlp((d, *hidden, 2 * q), rng)
     decoder = init_mlp((q, *hidden[::-1], d), rng)
     return VAE(encoder, decoder, np.array(0.0))
@@ -118,7 +117,7 @@ def encode(vae: VAE, X: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     means, log_variances : ndarray, shape (N, q)
     """
     X = _check(vae, X)
-    out, _ = _forward(vae.encoder, X)
+    out, _ = forward(vae.encoder, X)
     q = vae.n_latent
     return out[:, :q], out[:, q:]
 
@@ -143,7 +142,7 @@ def decode(vae: VAE, Z: ArrayLike) -> np.ndarray:
             f"Z must have shape (M, q) = (M, {vae.n_latent}), one latent point "
             f"per row; got {Z.shape}."
         )
-    return _forward(vae.decoder, Z)[0]
+    return forward(vae.decoder, Z)[0]
 
 
 def _log_normal_isotropic(x, mean, log_var):
@@ -181,7 +180,7 @@ def elbo_and_gradient(vae: VAE, X: ArrayLike, eps: ArrayLike) -> tuple[float, VA
 
 
 def _elbo_and_gradient(vae, X, eps):
-    enc_out, enc_hidden = _forward(vae.encoder, X)
+    enc_out, enc_hidden = forward(vae.encoder, X)
     q = vae.n_latent
     elbo, d_mu, d_log_var, dec_grads, d_lam = _local_terms(
         vae, X, enc_out[:, :q], enc_out[:, q:], eps
@@ -195,7 +194,7 @@ def _local_terms(vae, X, mu, log_var, eps):
     n, d = X.shape
     s = np.exp(0.5 * log_var)
     z = mu + s * eps
-    g, dec_hidden = _forward(vae.decoder, z)
+    g, dec_hidden = forward(vae.decoder, z)
     lam = float(vae.log_noise_variance)
     r = X - g
     r2 = np.sum(r**2, axis=1)
