@@ -50,13 +50,15 @@ def world(launch):
 
 @pytest.fixture(scope="module")
 def zygote():
-    """The session's zygote when notebooks run in this process, else a new one."""
+    """The run's zygote when notebooks run in this process, else a new one."""
     if pytest_speedups.ZYGOTE is not None:
         yield pytest_speedups.ZYGOTE
         return
-    started = kernel_zygote.Zygote(cwd=NOTEBOOKS)
-    yield started
-    started.close()
+    owner = kernel_zygote.Zygote.start(cwd=NOTEBOOKS)
+    client = kernel_zygote.Zygote(owner.address)
+    yield client
+    client.close()
+    owner.close()
 
 
 def test_a_forked_kernel_sees_what_a_fresh_one_sees(zygote):
