@@ -21,10 +21,12 @@ would break. OpenBLAS, numpy's linear algebra, stops its threads before a
 fork and restarts them in the child (its ``pthread_atfork`` handlers).
 matplotlib is imported with the backend the kernel sets,
 ``MPLBACKEND=module://matplotlib_inline.backend_inline``, the variable
-ipykernel sets before it runs a cell (``IPKernelApp.init_gui_pylab``), so
-figures display inline exactly as in a kernel started from scratch; nbval
-compares every output a cell makes, a figure's too (its ``text/plain``), so
-a figure that failed to display would fail the notebook's test.
+ipykernel sets before it runs a cell (``IPKernelApp.init_gui_pylab``), and
+each forked kernel configures inline figures once its shell exists
+(``become_kernel``), so figures are drawn and displayed exactly as in a
+kernel started from scratch; nbval compares every output a cell makes, a
+figure's too (its ``text/plain``), so a figure that failed to display would
+fail the notebook's test.
 
 One zygote serves every pytest process of a run. Under ``pytest -n 2`` the
 xdist controller starts it (``Zygote.start``) before the workers exist and
@@ -124,9 +126,20 @@ def become_kernel(request, channel_fds, ready):
     sys.argv = [launcher, *request["argv"][3:]]
     status = 1
     try:
-        from ipykernel import kernelapp
+        from ipykernel.kernelapp import IPKernelApp
+        from matplotlib_inline import backend_inline
 
-        kernelapp.launch_new_instance()
+        # IPKernelApp.launch_instance(), with one step between the two halves.
+        app = IPKernelApp.instance()
+        app.initialize()
+        # In a kernel started from scratch, the notebook's first import of
+        # pyplot imports the inline backend, whose import, finding a shell,
+        # makes matplotlib interactive and configures inline figures: the
+        # PNG formatter with the profile's settings, the display of each
+        # cell's figures when it ends. Here the zygote imported that module,
+        # before any shell existed, so the step is taken now.
+        backend_inline._enable_matplotlib_integration()
+        app.start()
         status = 0
     finally:
         os._exit(status)
