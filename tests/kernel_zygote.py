@@ -21,19 +21,30 @@ would break. OpenBLAS, numpy's linear algebra, stops its threads before a
 fork and restarts them in the child (its ``pthread_atfork`` handlers).
 matplotlib is imported with the backend the kernel sets,
 ``MPLBACKEND=module://matplotlib_inline.backend_inline``, the variable
-ipykernel sets before it runs a cell (``IPKernelApp.init_gui_pylab``), so
-figures display inline exactly as in a kernel started from scratch; nbval
-compares every output a cell makes, a figure's too (its ``text/plain``), so
-a figure that failed to display would fail the notebook's test.
+ipykernel sets before it runs a cell (``IPKernelApp.init_gui_pylab``), and
+each forked kernel configures inline figures once its shell exists
+(``become_kernel``), so figures are drawn and displayed exactly as in a
+kernel started from scratch; nbval compares every output a cell makes, a
+figure's too (its ``text/plain``), so a figure that failed to display would
+fail the notebook's test.
 
-Protocol, on this process's standard input and output: "ready", one line,
-once the imports are done; then one JSON request a line, ``{"argv": [...],
-"env": {...}, "cwd": "..."}``, and for each the kernel's process id, one
-line. End of input (the pytest process ended, or
-died) ends this process; a kernel whose parent has gone exits too
-(ipykernel's parent poller). This process waits for each kernel it forked
-when it exits (``reap``); the pytest process, whose child the kernel is
-not, follows each one through a pidfd (``ForkedKernel``).
+One zygote serves every pytest process of a run. Under ``pytest -n 2`` the
+xdist controller starts it (``Zygote.start``) before the workers exist and
+hands them its address in ``EMLIB_KERNEL_ZYGOTE``; a pytest process run
+alone starts its own. The imports are paid once per run, not once per
+worker, and while the workers collect the tests.
+
+Protocol, on a Unix socket whose listening end the starting process creates
+and passes down (so a client can connect at once): each client connection
+receives "ready", one line, once the imports are done; then it sends one
+JSON request a line, ``{"argv": [...], "env": {...}, "cwd": "..."}``, and
+gets for each the kernel's process id, one line. A client that goes away
+only closes its connection. End of this process's standard input (the
+process that started it ended, or died) ends this process; a kernel whose
+parent has gone exits too (ipykernel's parent poller). This process waits
+for each kernel it forked when it exits (``reap``); the pytest process,
+whose child the kernel is not, follows each one through a pidfd
+(``ForkedKernel``).
 """
 
 import contextlib
@@ -41,9 +52,12 @@ import importlib.util
 import json
 import os
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 
 # What the notebooks import, with the kernel's own modules.
 PRELOAD = (
@@ -112,9 +126,20 @@ def become_kernel(request, channel_fds, ready):
     sys.argv = [launcher, *request["argv"][3:]]
     status = 1
     try:
-        from ipykernel import kernelapp
+        from ipykernel.kernelapp import IPKernelApp
+        from matplotlib_inline import backend_inline
 
-        kernelapp.launch_new_instance()
+        # IPKernelApp.launch_instance(), with one step between the two halves.
+        app = IPKernelApp.instance()
+        app.initialize()
+        # In a kernel started from scratch, the notebook's first import of
+        # pyplot imports the inline backend, whose import, finding a shell,
+        # makes matplotlib interactive and configures inline figures: the
+        # PNG formatter with the profile's settings, the display of each
+        # cell's figures when it ends. Here the zygote imported that module,
+        # before any shell existed, so the step is taken now.
+        backend_inline._enable_matplotlib_integration()
+        app.start()
         status = 0
     finally:
         os._exit(status)
@@ -133,33 +158,61 @@ def reap(signum=None, frame=None):
             pass
 
 
+def serve(listener, owner):
+    """Answer the clients' requests until ``owner`` (our standard input) ends."""
+    clients = {}  # socket -> its buffered reader and writer
+    while True:
+        readable = select.select([owner, listener, *clients], [], [])[0]
+        if owner in readable and not os.read(owner.fileno(), 4096):
+            return
+        if listener in readable:
+            client = listener.accept()[0]
+            clients[client] = (client.makefile("r"), client.makefile("w"))
+            write_line(clients[client][1], "ready")
+        for client in set(readable) & set(clients):
+            reader, writer = clients[client]
+            # A client sends its next request only after our reply, so a
+            # readable socket holds one whole line, or nothing (it closed).
+            line = reader.readline()
+            if not line:
+                for stream in (reader, writer, client):
+                    stream.close()
+                del clients[client]
+                continue
+            channels = (owner, listener, *clients)
+            write_line(writer, str(fork_kernel(json.loads(line), channels)))
+
+
+def fork_kernel(request, channels):
+    """Fork the kernel ``request`` describes; its process id, once it has its group."""
+    wait_for, ready = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(wait_for)
+        become_kernel(request, [channel.fileno() for channel in channels], ready)
+    os.close(ready)
+    os.read(wait_for, 1)  # the child has its own session and group
+    os.close(wait_for)
+    return pid
+
+
+def write_line(writer, text):
+    writer.write(text + "\n")
+    writer.flush()
+
+
 def main():
-    # The replies go to a copy of standard output; anything else this process
-    # prints (an import's warning) goes to standard error.
-    replies = os.fdopen(os.dup(1), "w")
+    # Anything this process prints (an import's warning) goes to standard
+    # error; the listening socket is the inherited descriptor named in argv.
     os.dup2(2, 1)
-    requests = sys.stdin
+    listener = socket.socket(fileno=int(sys.argv[1]))
     # Not this script's directory but the working one (the notebooks', where
     # embook is), first on the path, as for `python -m ipykernel_launcher`.
     sys.path[0] = os.getcwd()
     preload()
     signal.signal(signal.SIGCHLD, reap)
-    replies.write("ready\n")
-    replies.flush()
-    channel_fds = (requests.fileno(), replies.fileno())
-    for line in requests:
-        request = json.loads(line)
-        wait_for, ready = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(wait_for)
-            become_kernel(request, channel_fds, ready)
-        os.close(ready)
-        os.read(wait_for, 1)  # the child has its own session and group
-        os.close(wait_for)
-        replies.write(f"{pid}\n")
-        replies.flush()
-    # The pytest process shut every kernel down before it closed our input.
+    serve(listener, sys.stdin)
+    # The pytest processes shut every kernel down before our input ended.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     with contextlib.suppress(ChildProcessError):
         while True:
@@ -221,18 +274,37 @@ class ForkedKernel:
 
 
 class Zygote:
-    """The client side: starts the zygote process, asks it for kernels."""
+    """The client side: asks the zygote at ``address`` for kernels."""
 
-    def __init__(self, cwd):
-        """Start the zygote in ``cwd``, the notebooks' directory."""
-        self.process = subprocess.Popen(
-            [sys.executable, __file__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=cwd,
-            text=True,
-        )
+    ADDRESS_VARIABLE = "EMLIB_KERNEL_ZYGOTE"
+
+    def __init__(self, address):
+        self.socket = socket.socket(socket.AF_UNIX)
+        self.socket.connect(address)
+        self.reader = self.socket.makefile("r")
+        self.writer = self.socket.makefile("w")
         self.ready = False
+
+    @classmethod
+    def start(cls, cwd):
+        """Start a zygote in ``cwd``, the notebooks' directory; its ``Owner``.
+
+        The listening socket exists before this returns, so clients can
+        connect at once; the zygote accepts them once its imports are done.
+        """
+        directory = tempfile.mkdtemp(prefix="emlib-kernel-zygote-")
+        address = os.path.join(directory, "socket")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(address)
+        listener.listen()
+        process = subprocess.Popen(
+            [sys.executable, __file__, str(listener.fileno())],
+            stdin=subprocess.PIPE,
+            cwd=cwd,
+            pass_fds=[listener.fileno()],
+        )
+        listener.close()
+        return Owner(process, directory, address)
 
     def wait_until_ready(self):
         """Block until the zygote has imported everything (once).
@@ -248,7 +320,7 @@ class Zygote:
             self.ready = self._reply() == "ready"
 
     def _reply(self):
-        reply = self.process.stdout.readline()
+        reply = self.reader.readline()
         if not reply:
             raise RuntimeError(
                 "the kernel zygote exited; run without it: EMLIB_TEST_FORK=0"
@@ -268,9 +340,22 @@ class Zygote:
             env["JPY_PARENT_PID"] = str(os.getpid())
         request = {"argv": list(cmd), "env": env, "cwd": str(cwd or os.getcwd())}
         self.wait_until_ready()
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
+        write_line(self.writer, json.dumps(request))
         return ForkedKernel(int(self._reply()))
+
+    def close(self):
+        """Hang up; the zygote serves the other clients until its owner ends."""
+        for stream in (self.reader, self.writer, self.socket):
+            stream.close()
+
+
+class Owner:
+    """The process that started a zygote: its lifetime and its address."""
+
+    def __init__(self, process, directory, address):
+        self.process = process
+        self.directory = directory
+        self.address = address
 
     def close(self, timeout=30):
         """End of input ends the zygote, once its kernels (shut down) have exited.
@@ -284,7 +369,7 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.process.stdout.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@
 them from a process that has imported the notebooks' libraries already. What
 a notebook can observe of its process, apart from which modules are
 imported, must not change: the working directory, ``sys.path``, ``sys.argv``,
-every environment variable, matplotlib's backend (inline figures). A kernel
-started from scratch, as jupyter_client starts it, is the reference.
+every environment variable, matplotlib's backend and how it displays
+figures (inline, drawn with the test profile's settings, after each cell),
+the profile's configuration. A kernel started from scratch, as
+jupyter_client starts it, is the reference.
 """
 
 import json
@@ -19,11 +21,25 @@ from jupyter_client.provisioning import local_provisioner
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, start_new_kernel
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+# A notebook's first cell imports pyplot; what that leaves is part of the world.
 WORLD = """\
-import json, os, sys, matplotlib
+import json, os, sys, matplotlib, matplotlib.pyplot
+from matplotlib.figure import Figure
+from matplotlib_inline.backend_inline import InlineBackend
+shell = get_ipython()
 print(json.dumps({
     "cwd": os.getcwd(), "path": sys.path, "argv0": sys.argv[0],
     "env": dict(os.environ), "backend": matplotlib.get_backend(),
+    "interactive": matplotlib.is_interactive(),
+    "after_each_cell": [
+        f.__qualname__ for f in shell.events.callbacks["post_execute"]
+    ],
+    "figure_formats": sorted(
+        kind for kind, formatter in shell.display_formatter.formatters.items()
+        if Figure in formatter.type_printers
+    ),
+    "figure_settings": repr(InlineBackend.instance().print_figure_kwargs),
+    "gc_thresholds": __import__("gc").get_threshold(),
 }))
 """
 
@@ -50,13 +66,15 @@ def world(launch):
 
 @pytest.fixture(scope="module")
 def zygote():
-    """The session's zygote when notebooks run in this process, else a new one."""
+    """The run's zygote when notebooks run in this process, else a new one."""
     if pytest_speedups.ZYGOTE is not None:
         yield pytest_speedups.ZYGOTE
         return
-    started = kernel_zygote.Zygote(cwd=NOTEBOOKS)
-    yield started
-    started.close()
+    owner = kernel_zygote.Zygote.start(cwd=NOTEBOOKS)
+    client = kernel_zygote.Zygote(owner.address)
+    yield client
+    client.close()
+    owner.close()
 
 
 def test_a_forked_kernel_sees_what_a_fresh_one_sees(zygote):
