@@ -685,11 +685,15 @@ class DiffusionBound(NamedTuple):
         t = 2..T (entry t - 2).
     decoder : float
         L_0 = E[-log p(x_0 | x_1)].
+    mse : ndarray, shape (T,)
+        mse_t = :func:`denoising_mse` of the model's denoiser at step t = 1..T
+        (entry t - 1), from which the terms are computed.
     """
 
     prior: float
     transitions: np.ndarray
     decoder: float
+    mse: np.ndarray
 
     @property
     def elbo(self) -> float:
@@ -824,7 +828,7 @@ def ddpm_bound(
         ]
     )
     decoder = 0.5 * (LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
-    return DiffusionBound(prior, transitions, float(decoder))
+    return DiffusionBound(prior, transitions, float(decoder), mse)
 
 
 # ---------------------------------------------------------------------------
