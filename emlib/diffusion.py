@@ -551,6 +551,11 @@ def empirical_denoiser(x_t: ArrayLike, data: ArrayLike, alpha_bar: float) -> np.
     sum_j r_j(x_t) y_j. As abar -> 1 it returns the data point nearest x_t:
     the denoiser that memorises its training set.
 
+    Equal points are one component with their count as weight (the same
+    mixture, so the same denoiser up to rounding); data rounded to a few
+    digits, such as Old Faithful's 272 eruption times with 126 distinct
+    values, then cost half the work.
+
     Parameters
     ----------
     x_t : array_like, shape (M,) or (M, 1)
@@ -571,11 +576,13 @@ def empirical_denoiser(x_t: ArrayLike, data: ArrayLike, alpha_bar: float) -> np.
             "alpha_bar must be < 1 for the empirical denoiser (at 1 there is no "
             "noise and the noised points have no density)."
         )
-    n = data.size
+    points, counts = np.unique(data, return_counts=True)
     noised = GMM(
-        np.full(n, 1.0 / n), np.sqrt(alpha_bar) * data, np.full(n, 1.0 - alpha_bar)
+        counts / data.size,
+        np.sqrt(alpha_bar) * points,
+        np.full(points.size, 1.0 - alpha_bar),
     )
-    return e_step(x_t, noised) @ data
+    return e_step(x_t, noised) @ points
 
 
 # ---------------------------------------------------------------------------
