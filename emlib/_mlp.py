@@ -1,8 +1,10 @@
-"""The forward pass of an MLP on inputs already checked: one definition for every model.
+"""An MLP's passes on inputs already checked, and its parameters as one vector.
 
-:func:`emlib.neural.mlp_forward` checks its inputs and calls this; the
-learned denoiser (``emlib.diffusion``) and the VAE (``emlib.vae``) call it in
-their training loops on arrays they have checked once.
+:func:`emlib.neural.mlp_forward` and :func:`emlib.neural.mlp_backward` check
+their inputs and call :func:`forward` and :func:`backward`; the learned
+denoiser (``emlib.diffusion``) and the VAE (``emlib.vae``) call them in their
+training loops on arrays they have checked once. :func:`flatten` and
+:func:`unflatten` let a training loop step every parameter as one array.
 """
 
 import numpy as np
@@ -31,3 +33,51 @@ def forward(net, h):
         h = np.tanh(h @ w + b)
     hidden.append(h)
     return h @ net.weights[-1] + net.biases[-1], hidden
+
+
+def backward(net, hidden, g):
+    """Gradients of a scalar loss, given g = dLoss/da_L (shapes not checked here).
+
+    Parameters
+    ----------
+    net : emlib.neural.MLP
+    hidden : list of ndarray
+        From :func:`forward` on the same inputs.
+    g : ndarray, shape (N, D_L)
+        dLoss / da_L.
+
+    Returns
+    -------
+    grads : emlib.neural.MLP
+        dLoss/dW_l = h_{l-1}^T g_l and dLoss/db_l = the column sums of g_l.
+    grad_input : ndarray, shape (N, D_0)
+        dLoss/dh_0.
+    """
+    grad_w, grad_b = [], []
+    for layer in range(len(net.weights) - 1, -1, -1):
+        h = hidden[layer]
+        grad_w.append(h.T @ g)
+        grad_b.append(g.sum(axis=0))
+        g = g @ net.weights[layer].T  # dLoss/dh_{layer}
+        if layer > 0:
+            g = g * (1.0 - h**2)  # through h = tanh(a)
+    return net._replace(weights=tuple(grad_w[::-1]), biases=tuple(grad_b[::-1])), g
+
+
+def flatten(net):
+    """W_1, b_1, ..., W_L, b_L raveled into one new vector, shape (P,)."""
+    return np.concatenate([a.ravel() for pair in zip(*net, strict=True) for a in pair])
+
+
+def unflatten(flat, like):
+    """The network shaped like ``like`` whose arrays are views into ``flat``.
+
+    The inverse of :func:`flatten`: ``unflatten(flatten(net), net)`` equals
+    ``net``, and writing into ``flat`` changes the returned network.
+    """
+    arrays, start = [], 0
+    for pair in zip(*like, strict=True):
+        for a in pair:
+            arrays.append(flat[start : start + a.size].reshape(a.shape))
+            start += a.size
+    return like._replace(weights=tuple(arrays[0::2]), biases=tuple(arrays[1::2]))

@@ -30,7 +30,7 @@ from emlib._checks import (
     check_real,
     check_widths,
 )
-from emlib._mlp import forward
+from emlib._mlp import backward, forward
 
 
 class MLP(NamedTuple):
@@ -136,15 +136,7 @@ def mlp_backward(
             f"grad_output must have shape (N, D_L) = {want}, one row per input "
             f"of the forward pass that made hidden; got {g.shape}."
         )
-    grad_w, grad_b = [], []
-    for layer in range(len(net.weights) - 1, -1, -1):
-        h = hidden[layer]
-        grad_w.append(h.T @ g)
-        grad_b.append(g.sum(axis=0))
-        g = g @ net.weights[layer].T  # dLoss/dh_{layer}
-        if layer > 0:
-            g = g * (1.0 - h**2)  # through h = tanh(a)
-    return MLP(tuple(grad_w[::-1]), tuple(grad_b[::-1])), g
+    return backward(net, hidden, g)
 
 
 def to_arrays(*nets: MLP) -> list[np.ndarray]:

@@ -239,6 +239,9 @@ def test_bound_terms_by_monte_carlo_and_the_gap_is_positive():
     )
     se = per_draw.std(ddof=1) / math.sqrt(per_draw.size)
     assert abs(per_draw.mean() - bound.transitions[t - 2]) < 4 * se
+    squared_error = (x_0 - x0_hat) ** 2  # the mse_t the bound was computed from
+    se = squared_error.std(ddof=1) / math.sqrt(squared_error.size)
+    assert abs(squared_error.mean() - bound.mse[t - 1]) < 4 * se
     assert -diffusion.mixture_entropy(THETA) - bound.elbo > 0.01
 
 
