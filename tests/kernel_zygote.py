@@ -94,6 +94,29 @@ def preload():
     for name in PRELOAD:
         with contextlib.suppress(Exception):
             __import__(name)
+    with contextlib.suppress(Exception):
+        draw_a_figure()
+
+
+def draw_a_figure():
+    """Draw one figure with text and mathematics, outside pyplot, and drop it.
+
+    A process's first figure loads the fonts and builds matplotlib's
+    mathtext parser, about 0.13 s of CPU that every notebook with a figure
+    paid again; they are caches, kept by the kernels forked from here. The
+    figure is never pyplot's (no figure number is taken) and nothing of it
+    outlives this function.
+    """
+    import io
+
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], label=r"$\log P(Y \mid \theta)$")
+    axes.set_xlabel(r"$\sigma_k^2$")
+    axes.legend()
+    figure.savefig(io.BytesIO(), format="png")
 
 
 def become_kernel(request, channel_fds, ready):
