@@ -2,7 +2,10 @@
 
 em fuses the E- and M-steps and runs over the data in blocks of 65536 rows
 (emlib._statistics._BLOCK), so it is checked against the plain functions with N
-below, above and not a multiple of the block size.
+below, above and not a multiple of the block size. Those tests set the block
+to 256 rows (the ``blocks`` fixture): the loop only steps by the number, so
+every boundary is reached with a few hundred points instead of 131072, and
+the fixture counts the blocks each E-pass merges, to show they were there.
 
 Tolerance for em against explicit rounds: 1e-12 relative (means: 1e-12 of
 the data's scale, as a mean near 0 has no relative accuracy). One iteration
@@ -23,7 +26,34 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emlib
 
 RTOL = 1e-12
-BLOCK = emlib._statistics._BLOCK  # the block boundaries below follow it
+BLOCK = 256  # rows per block under the blocks fixture (emlib's own: 65536)
+
+
+@pytest.fixture
+def blocks(monkeypatch):
+    """em's E-pass in blocks of BLOCK rows; returns the list of blocks merged.
+
+    ``chunk_statistics`` reads ``emlib._statistics._BLOCK`` and calls
+    ``merge_statistics`` through its module when it runs, so both can be
+    replaced here: the block size, and the merge by one that records each
+    block's statistics before merging them into the running total. Every
+    E-pass over N points then merges ceil(N / BLOCK) blocks.
+    """
+    merged = []
+    merge = emlib._statistics.merge_statistics
+
+    def recording_merge(total, block):
+        merged.append(block)
+        return merge(total, block)
+
+    monkeypatch.setattr(emlib._statistics, "_BLOCK", BLOCK)
+    monkeypatch.setattr(emlib._statistics, "merge_statistics", recording_merge)
+    return merged
+
+
+def assert_blocked(merged, result, n):
+    """Each of the run's E-passes merged ceil(n / BLOCK) blocks."""
+    assert len(merged) == result.n_evaluations * math.ceil(n / BLOCK)
 
 
 def explicit_rounds(y, theta, n):
@@ -53,19 +83,21 @@ START = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 0.5, 2.0], [1.0, 3.0, 2.0])
 
 @pytest.mark.parametrize(
     "n",
-    [10, 50, BLOCK - 1, BLOCK, BLOCK + 1, 20_000, 2 * BLOCK],
+    [10, 50, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK, 20_000],
     ids=lambda n: f"N{n}",
 )
-def test_em_equals_explicit_rounds(n):
-    """N below, at and above the block size, up to two full blocks.
+def test_em_equals_explicit_rounds(blocks, n):
+    """N below, at and above the block size, two full blocks, and 79 blocks.
 
     The blocks are merged one by one into a running total, so two full blocks
     take every path that more would (a full block merged into a total that
-    already has mass); BLOCK + 1 adds a partial last block.
+    already has mass); BLOCK + 1 adds a partial last block, and 20000 = 78
+    full blocks and a partial one.
     """
     y = three_clusters(n, n)
     n_iter = 8
     result = emlib.em(y, START, tol=0, max_iter=n_iter)
+    assert_blocked(blocks, result, n)
     thetas, log_liks = explicit_rounds(y, START, n_iter)
     assert result.n_iter == n_iter
     assert_same_theta(result.theta, thetas[-1], np.abs(y).max())
@@ -86,7 +118,7 @@ def far_from_the_origin():
     return y, emlib.GMM(START.weights, START.means + 1e6, START.variances)
 
 
-def test_em_far_from_the_origin_matches_the_reference_m_step():
+def test_em_far_from_the_origin_matches_the_reference_m_step(blocks):
     """Data at 1e6 with unit spread: the blocked moments must not cancel.
 
     Means to two ulps of 1e6 (2.3e-10 absolute): a digit lost relative to the
@@ -95,6 +127,7 @@ def test_em_far_from_the_origin_matches_the_reference_m_step():
     """
     y, start = far_from_the_origin()
     result = emlib.em(y, start, tol=0, max_iter=1)
+    assert_blocked(blocks, result, y.size)
     gamma = emlib.e_step(y, start)
     weights, means, variances = reference.m_step(y, gamma)
     assert_allclose(result.theta.means, means, rtol=0, atol=2 * np.spacing(1e6))
@@ -102,7 +135,7 @@ def test_em_far_from_the_origin_matches_the_reference_m_step():
     assert_allclose(result.theta.weights, weights, rtol=RTOL)
 
 
-def test_em_far_from_the_origin_equals_explicit_rounds():
+def test_em_far_from_the_origin_equals_explicit_rounds(blocks):
     """Five rounds on data at 1e6: both paths use corrected two-pass moments.
 
     Means to 1e-9 absolute: ten ulps of 1e6, i.e. about 1e-9 of the unit
@@ -110,6 +143,7 @@ def test_em_far_from_the_origin_equals_explicit_rounds():
     """
     y, start = far_from_the_origin()
     result = emlib.em(y, start, tol=0, max_iter=5)
+    assert_blocked(blocks, result, y.size)
     thetas, log_liks = explicit_rounds(y, start, 5)
     assert_allclose(result.theta.means, thetas[-1].means, rtol=0, atol=1e-9)
     assert_allclose(result.theta.variances, thetas[-1].variances, rtol=RTOL)
@@ -117,15 +151,17 @@ def test_em_far_from_the_origin_equals_explicit_rounds():
     assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)
 
 
-def test_em_equals_explicit_rounds_with_a_component_absent_from_a_block():
+def test_em_equals_explicit_rounds_with_a_component_absent_from_a_block(blocks):
     """Sorted, well-separated clusters: some blocks give a component n_k = 0.
 
-    exp(-(100)^2 / 2) underflows to 0, so the first blocks hold no
-    responsibility at all for the component at +100, and the last none for
-    the one at -100; the blocked merge must skip empty blocks correctly.
+    exp(-(100)^2 / 2) underflows to 0, so the first block holds no
+    responsibility at all for the component at +100, and the last two none
+    for the one at -100; the blocked merge must skip empty blocks correctly.
     """
     rng = np.random.default_rng(3)
-    n_left, n_right = BLOCK + 3808, BLOCK + 809  # each cluster fills a block
+    # Each cluster fills a block: blocks of 256 left points, 15 left and 241
+    # right, 18 right.
+    n_left, n_right = BLOCK + 15, BLOCK + 3
     y = np.sort(
         np.concatenate([rng.normal(-100, 1, n_left), rng.normal(100, 2, n_right)])
     )
@@ -133,6 +169,7 @@ def test_em_equals_explicit_rounds_with_a_component_absent_from_a_block():
     assert np.all(emlib.e_step(y[:BLOCK], start)[:, 1] == 0)
     assert np.all(emlib.e_step(y[-BLOCK:], start)[:, 0] == 0)
     result = emlib.em(y, start, tol=0, max_iter=4)
+    assert_blocked(blocks, result, y.size)
     thetas, log_liks = explicit_rounds(y, start, 4)
     assert_same_theta(result.theta, thetas[-1], np.abs(y).max())
     assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)
@@ -237,8 +274,8 @@ def test_em_collapse_raises_naming_the_component():
         emlib.em(y, start)
 
 
-def test_em_collapse_in_a_later_block_raises_naming_the_component():
-    """N > block size, the lone outlier in the second block."""
+def test_em_collapse_in_a_later_block_raises_naming_the_component(blocks):
+    """N > block size, the lone outlier in block 59 of 79."""
     rng = np.random.default_rng(11)
     y = rng.normal(size=20_000)
     y[15_000] = 1e3

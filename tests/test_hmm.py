@@ -9,7 +9,6 @@ No recursion, no scaling: the module may differ from it only by rounding.
 """
 
 import dataclasses
-import itertools
 import math
 from fractions import Fraction
 
@@ -66,12 +65,18 @@ def path_probabilities(obs, hmm):
     pi = [Fraction(v) for v in start]
     a = [[Fraction(v) for v in row] for row in transition]
     b = [[Fraction(v) for v in row] for row in emission]
-    table = {}
-    for path in itertools.product(range(len(pi)), repeat=len(obs)):
-        prob = pi[path[0]] * b[path[0]][obs[0]]
-        for t in range(1, len(obs)):
-            prob *= a[path[t - 1]][path[t]] * b[path[t]][obs[t]]
-        table[path] = prob
+    states = range(len(pi))
+    # The paths of length t + 1 extend those of length t: each product
+    # pi_{i_1} b_{i_1}(o_1) ... a_{i_{t-1} i_t} b_{i_t}(o_t) is its prefix's
+    # times one more factor, so prefixes are multiplied out once, not once
+    # per path. Paths come in itertools.product's (lexicographic) order.
+    table = {(i,): pi[i] * b[i][obs[0]] for i in states}
+    for o in obs[1:]:
+        table = {
+            (*path, j): prob * (a[path[-1]][j] * b[j][o])
+            for path, prob in table.items()
+            for j in states
+        }
     return table
 
 

@@ -200,18 +200,19 @@ SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=
 
 @SETTINGS
 @given(y=tosses, start=starts)
-def test_log_likelihood_never_decreases(y, start):
+# The worst case for rounding: a heads posterior 1 - mu_j near 1e-4 (below).
+@example(y=[1] + [0] * 59, start=ThreeCoins(0.99, 0.99, 0.01))
+def test_log_likelihood_never_decreases_and_em_stops_after_one_iteration(y, start):
+    """Two properties of each drawn (y, start): one test, one set of draws.
+
+    Drawing an example costs hypothesis more than both checks together
+    (measured: 0.5 s of the 0.6 s a test of 150 examples took), so the two
+    properties share the 150 examples instead of drawing 150 each.
+    """
     fit = three_coins.em(y, start, tol=0, max_iter=4)
     lls = fit.log_likelihoods
     rounding = 1e-13 * max(1.0, np.abs(lls).max())
     assert np.all(np.diff(lls) >= -rounding)
-
-
-@SETTINGS
-@given(y=tosses, start=starts)
-# The worst case for rounding: a heads posterior 1 - mu_j near 1e-4 (below).
-@example(y=[1] + [0] * 59, start=ThreeCoins(0.99, 0.99, 0.01))
-def test_em_stops_after_one_iteration(y, start):
     # Every M-step sets the model's heads probability to the observed
     # frequency, and the EM map fixes every such theta.
     first = three_coins.m_step(y, three_coins.e_step(y, start))
