@@ -14,8 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from emlib import multivariate, ppca
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
+flatten = pytest.importorskip("dask.core").flatten
 
 RTOL = 1e-12
 START = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 0.5, 2.0], [1.0, 3.0, 2.0])
@@ -366,33 +365,63 @@ def test_local_cluster_equals_in_memory(client):
     assert_same_fit(got, want, y_scale=5.0)
 
 
+class KillAtPass(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Kill the worker to which the scheduler sends the fit's ``at_pass``-th pass.
+
+    Each pass of a fit over the data (the check of the values, then one per
+    EM iteration) is a reduction whose leaf tasks are named
+    ``emlib-chunk-<token>``, a token per pass. When the first leaf of pass
+    ``at_pass`` (1-based) is assigned to a worker, that worker's process is
+    killed with SIGKILL, before the task reaches it: the fit is mid-way by
+    construction, not by timing. ``chunks`` are the keys of the persisted
+    data; ``lost`` counts those the victim held, which die with it.
+    """
+
+    name = "kill-at-pass"
+
+    def __init__(self, at_pass, chunks):
+        self.at_pass, self.chunks = at_pass, chunks
+        self.passes, self.victim, self.lost = [], None, 0
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish != "processing" or not (
+            isinstance(key, tuple) and key[0].startswith("emlib-chunk-")
+        ):
+            return
+        if key[0] not in self.passes:
+            self.passes.append(key[0])
+        if self.victim is None and len(self.passes) == self.at_pass:
+            worker = self.scheduler.tasks[key].processing_on
+            self.victim = worker.address
+            tasks = [self.scheduler.tasks[chunk] for chunk in self.chunks]
+            self.lost = sum(worker in task.who_has for task in tasks)
+            os.kill(worker.pid, signal.SIGKILL)
+
+
 @pytest.mark.cluster
 def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
-    X = four_clusters(4000, seed=4)
+    X = four_clusters(400, seed=4)
     start = mv_start(X, "full")
-    n_iter = 25  # long enough to be running when the worker dies (asserted)
-    want = multivariate.em(X, start, tol=0, max_iter=n_iter)
-    X_dask = client.persist(da.from_array(X, chunks=(1000, 3)))
-    result = {}
-
-    def fit():
-        with client.as_current():
-            result["fit"] = multivariate.em(X_dask, start, tol=0, max_iter=n_iter)
-
-    thread = threading.Thread(target=fit)
-    thread.start()
-    time.sleep(0.2)
-    assert thread.is_alive(), "the fit ended before a worker could be killed"
-    nanny = next(iter(cluster.workers.values()))
-    victim = nanny.worker_address
-    # SIGKILL: the worker process dies at once, with the chunks it held. Its
-    # nanny starts a new one, and the scheduler recomputes the lost chunks
-    # from the graph.
-    os.kill(nanny.pid, signal.SIGKILL)
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert victim not in client.scheduler_info()["workers"]
-    assert_same_mixture(result["fit"], want, x_scale=5.0)
+    want = multivariate.em(X, start, tol=0, max_iter=4)
+    X_dask = client.persist(da.from_array(X, chunks=(100, 3)))
+    chunks = list(flatten(X_dask.__dask_keys__()))
+    client.register_plugin(KillAtPass(at_pass=3, chunks=chunks))
+    with client.as_current():
+        got = multivariate.em(X_dask, start, tol=0, max_iter=4)
+    killer = cluster.scheduler.plugins[KillAtPass.name]
+    client.unregister_scheduler_plugin(KillAtPass.name)
+    # Killed during the second iteration's pass (after the check of the
+    # values and the first iteration), with chunks of X on it; passes ran
+    # after it.
+    assert killer.victim is not None
+    assert killer.lost > 0
+    assert len(killer.passes) > killer.at_pass
+    assert killer.victim not in client.scheduler_info()["workers"]
+    assert_same_mixture(got, want, x_scale=5.0)
+    client.wait_for_workers(2, timeout=60)  # its nanny has started a new one
 
 
 @pytest.mark.cluster
