@@ -8,12 +8,12 @@ log-likelihood and parameter (means: of the data's scale), as in test_em.py;
 the measured differences are below 1e-14.
 """
 
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -22,8 +22,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 import emlib
 from emlib import multivariate, ppca
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
+flatten = pytest.importorskip("dask.core").flatten
 
 RTOL = 1e-12
 START = emlib.GMM([0.2, 0.3, 0.5], [-1.0, 0.5, 2.0], [1.0, 3.0, 2.0])
@@ -81,29 +83,6 @@ def assert_same_ppca(got, want):
     assert_allclose(got.theta.noise_variance, want.theta.noise_variance, rtol=RTOL)
 
 
-# One cluster for every cluster test, all of which are in this module. Module
-# scope, not session: an idle cluster still costs about 0.13 s of CPU a second
-# (heartbeats, the nannies' memory monitors), which the rest of a session's
-# tests would pay for.
-@pytest.fixture(scope="module")
-def cluster():
-    """One 2-worker LocalCluster of processes (each under a nanny) for this module."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: never 8787, which another may hold
-        silence_logs=50,
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    with distributed.Client(cluster, set_as_default=False) as client:
-        yield client
-
-
 # Uneven chunks, a chunk of one point, and chunks smaller than K = 3.
 CHUNKINGS = [
     (5000, 3000, 1, 2, 9997),
@@ -137,45 +116,6 @@ def test_far_from_the_origin_keeps_its_precision():
     want = emlib.em(y, start, tol=0, max_iter=N_ITER)
     got = emlib.em(da.from_array(y, chunks=1000), start, tol=0, max_iter=N_ITER)
     assert_same_fit(got, want, y_scale=1e6)
-
-
-@pytest.mark.cluster
-def test_local_cluster_equals_in_memory(client):
-    y = three_clusters(12_000, seed=3)
-    want = emlib.em(y, START, tol=0, max_iter=N_ITER)
-    y_dask = client.persist(da.from_array(y, chunks=(4000, 1, 7999)))
-    with client.as_current():
-        got = emlib.em(y_dask, START, tol=0, max_iter=N_ITER)
-    assert_same_fit(got, want, y_scale=5.0)
-
-
-@pytest.mark.cluster
-def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
-    X = four_clusters(4000, seed=4)
-    start = mv_start(X, "full")
-    n_iter = 25  # long enough to be running when the worker dies (asserted)
-    want = multivariate.em(X, start, tol=0, max_iter=n_iter)
-    X_dask = client.persist(da.from_array(X, chunks=(1000, 3)))
-    result = {}
-
-    def fit():
-        with client.as_current():
-            result["fit"] = multivariate.em(X_dask, start, tol=0, max_iter=n_iter)
-
-    thread = threading.Thread(target=fit)
-    thread.start()
-    time.sleep(0.2)
-    assert thread.is_alive(), "the fit ended before a worker could be killed"
-    nanny = next(iter(cluster.workers.values()))
-    victim = nanny.worker_address
-    # SIGKILL: the worker process dies at once, with the chunks it held. Its
-    # nanny starts a new one, and the scheduler recomputes the lost chunks
-    # from the graph.
-    os.kill(nanny.pid, signal.SIGKILL)
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert victim not in client.scheduler_info()["workers"]
-    assert_same_mixture(result["fit"], want, x_scale=5.0)
 
 
 def test_a_nan_in_chunk_7_names_its_global_index():
@@ -292,27 +232,6 @@ def test_ppca_reads_an_unpersisted_array_once_and_equals_in_memory():
     assert_allclose(got.theta.noise_variance, want.theta.noise_variance, rtol=RTOL)
 
 
-@pytest.mark.cluster
-def test_multivariate_and_ppca_on_a_local_cluster_equal_in_memory(client):
-    X = four_clusters(4000, seed=13)
-    X_dask = client.persist(da.from_array(X, chunks=((1, 1999, 2000), 3)))
-    for covariance_type in multivariate.COVARIANCE_TYPES:
-        start = mv_start(X, covariance_type)
-        want = multivariate.em(
-            X, start, covariance_type=covariance_type, tol=0, max_iter=2
-        )
-        with client.as_current():
-            got = multivariate.em(
-                X_dask, start, covariance_type=covariance_type, tol=0, max_iter=2
-            )
-        assert_same_mixture(got, want, x_scale=5.0)
-    with client.as_current():
-        got = ppca.em(X_dask, 1, tol=0, max_iter=3)
-    want = ppca.em(X, 1, tol=0, max_iter=3)
-    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
-    assert_allclose(got.theta.W, want.theta.W, rtol=0, atol=RTOL * 5.0)
-
-
 def test_an_unpersisted_input_warns_and_a_persisted_one_does_not():
     X = four_clusters(400, seed=14)
     start = mv_start(X, "spherical")
@@ -384,3 +303,143 @@ def with_nan():
 def test_multivariate_and_ppca_bad_input_gets_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------
+# On a cluster of worker processes
+# ---------------------------------------------------------------------------
+
+# One 2-worker LocalCluster for the module's cluster tests, which come last:
+# a module-scoped fixture lives until the module's last test, so the cluster
+# lives only while they run. Its settings change how its processes start and
+# what they do while they wait, not what they compute. Waiting: each server
+# (the scheduler, two nannies, two workers) checked its event loop's health
+# 50 times a second and each worker sampled its own stack 100 times a second
+# for a profile nobody reads, 0.13 s of CPU per second of an idle cluster;
+# now 0.02 s. Starting: each worker is forked from one process, started here
+# once (it stays, idle, until this process ends), that has imported what a
+# worker runs (distributed; dask.array for the chunks of da.from_array;
+# emlib._dask for the reductions), where a fresh interpreter per worker spent
+# about 1.5 s of CPU importing them, the one a nanny starts after a kill too.
+CLUSTER_CONFIG = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.multiprocessing-method": "forkserver",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-worker LocalCluster of processes (each under a nanny)."""
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(["distributed", "dask.array", "emlib._dask"])
+    multiprocessing.forkserver.ensure_running()
+    with (
+        dask.config.set(CLUSTER_CONFIG),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # a free port: never 8787, which another may hold
+            silence_logs=50,
+        ) as cluster,
+    ):
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.mark.cluster
+def test_local_cluster_equals_in_memory(client):
+    y = three_clusters(12_000, seed=3)
+    want = emlib.em(y, START, tol=0, max_iter=N_ITER)
+    y_dask = client.persist(da.from_array(y, chunks=(4000, 1, 7999)))
+    with client.as_current():
+        got = emlib.em(y_dask, START, tol=0, max_iter=N_ITER)
+    assert_same_fit(got, want, y_scale=5.0)
+
+
+class KillAtPass(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Kill the worker to which the scheduler sends the fit's ``at_pass``-th pass.
+
+    Each pass of a fit over the data (the check of the values, then one per
+    EM iteration) is a reduction whose leaf tasks are named
+    ``emlib-chunk-<token>``, a token per pass. When the first leaf of pass
+    ``at_pass`` (1-based) is assigned to a worker, that worker's process is
+    killed with SIGKILL, before the task reaches it: the fit is mid-way by
+    construction, not by timing. ``chunks`` are the keys of the persisted
+    data; ``lost`` counts those the victim held, which die with it.
+    """
+
+    name = "kill-at-pass"
+
+    def __init__(self, at_pass, chunks):
+        self.at_pass, self.chunks = at_pass, chunks
+        self.passes, self.victim, self.lost = [], None, 0
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish != "processing" or not (
+            isinstance(key, tuple) and key[0].startswith("emlib-chunk-")
+        ):
+            return
+        if key[0] not in self.passes:
+            self.passes.append(key[0])
+        if self.victim is None and len(self.passes) == self.at_pass:
+            worker = self.scheduler.tasks[key].processing_on
+            self.victim = worker.address
+            tasks = [self.scheduler.tasks[chunk] for chunk in self.chunks]
+            self.lost = sum(worker in task.who_has for task in tasks)
+            os.kill(worker.pid, signal.SIGKILL)
+
+
+@pytest.mark.cluster
+def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
+    X = four_clusters(400, seed=4)
+    start = mv_start(X, "full")
+    want = multivariate.em(X, start, tol=0, max_iter=4)
+    X_dask = client.persist(da.from_array(X, chunks=(100, 3)))
+    chunks = list(flatten(X_dask.__dask_keys__()))
+    client.register_plugin(KillAtPass(at_pass=3, chunks=chunks))
+    with client.as_current():
+        got = multivariate.em(X_dask, start, tol=0, max_iter=4)
+    killer = cluster.scheduler.plugins[KillAtPass.name]
+    client.unregister_scheduler_plugin(KillAtPass.name)
+    # Killed during the second iteration's pass (after the check of the
+    # values and the first iteration), with chunks of X on it; passes ran
+    # after it.
+    assert killer.victim is not None
+    assert killer.lost > 0
+    assert len(killer.passes) > killer.at_pass
+    assert killer.victim not in client.scheduler_info()["workers"]
+    assert_same_mixture(got, want, x_scale=5.0)
+    client.wait_for_workers(2, timeout=60)  # its nanny has started a new one
+
+
+@pytest.mark.cluster
+def test_multivariate_and_ppca_on_a_local_cluster_equal_in_memory(client):
+    X = four_clusters(4000, seed=13)
+    X_dask = client.persist(da.from_array(X, chunks=((1, 1999, 2000), 3)))
+    for covariance_type in multivariate.COVARIANCE_TYPES:
+        start = mv_start(X, covariance_type)
+        want = multivariate.em(
+            X, start, covariance_type=covariance_type, tol=0, max_iter=2
+        )
+        with client.as_current():
+            got = multivariate.em(
+                X_dask, start, covariance_type=covariance_type, tol=0, max_iter=2
+            )
+        assert_same_mixture(got, want, x_scale=5.0)
+    with client.as_current():
+        got = ppca.em(X_dask, 1, tol=0, max_iter=3)
+    want = ppca.em(X, 1, tol=0, max_iter=3)
+    assert_allclose(got.log_likelihoods, want.log_likelihoods, rtol=RTOL, atol=0)
+    assert_allclose(got.theta.W, want.theta.W, rtol=0, atol=RTOL * 5.0)
