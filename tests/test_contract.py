@@ -358,7 +358,7 @@ DEGENERATE = "collapsed|no responsibility|singular|probability 0|fell to"
 
 
 @models
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(12, 80))
 def test_the_objective_never_falls_beyond_rounding(model, seed, size):
     rng = np.random.default_rng(seed)

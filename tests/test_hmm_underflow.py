@@ -125,7 +125,9 @@ def small_cases(draw):
     return model, rng.integers(0, m, t)
 
 
-@settings(max_examples=200, deadline=None)
+# derandomize and no example database, as in the other property tests: CI
+# runs the same examples every time. A random run found the case below.
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(small_cases())
 def test_log_likelihood_and_posteriors_match_brute_force(case):
     model, obs = case
@@ -162,3 +164,19 @@ def test_long_sequence_with_repeated_underflow_matches_scipy_forward():
     # 16 eps relative allows another order of the same sums.
     assert_allclose(got, want, rtol=16 * EPS)
     assert got >= hmm.viterbi(obs, model)[1][0]
+
+
+@pytest.mark.xfail(
+    raises=RuntimeWarning,
+    strict=True,
+    reason="known bug, not fixed yet: the scaled backward recursion (hmm._backward) "
+    "divides by a forward scale of about 1e-166 and overflows for a state the "
+    "forward pass cannot reach; found by a random run of the property above",
+)
+def test_posteriors_when_the_scaled_backward_pass_overflows():
+    model = hmm.HMM(
+        [1, 0],
+        [[1, 0], [1.69781033e-104, 1]],
+        [[6.15432522e-166, 1], [0.326174722, 0.673825278]],
+    )
+    hmm.posteriors([1, 1, 0, 1, 0], model)

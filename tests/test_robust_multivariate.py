@@ -150,7 +150,7 @@ def separated_clusters(draw):
     return X, truth, k, draw(st.integers(0, 2**32 - 1))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(separated_clusters())
 def test_default_call_finds_separated_clusters(case):
     X, truth, k, seed = case
