@@ -318,9 +318,10 @@ def test_multivariate_and_ppca_bad_input_gets_a_clear_error(call, error, match):
 # for a profile nobody reads, 0.13 s of CPU per second of an idle cluster;
 # now 0.02 s. Starting: each worker is forked from one process, started here
 # once (it stays, idle, until this process ends), that has imported what a
-# worker runs (distributed; dask.array for the chunks of da.from_array;
-# emlib._dask for the reductions), where a fresh interpreter per worker spent
-# about 1.5 s of CPU importing them, the one a nanny starts after a kill too.
+# worker runs (distributed, and emlib._dask for the reductions; the persisted
+# chunks of da.from_array are plain data, which need no dask.array), where a
+# fresh interpreter per worker spent about 1 s of CPU importing them, the one
+# a nanny starts after a kill too.
 CLUSTER_CONFIG = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "1s",
@@ -334,7 +335,7 @@ CLUSTER_CONFIG = {
 def cluster():
     """A 2-worker LocalCluster of processes (each under a nanny)."""
     forkserver = multiprocessing.get_context("forkserver")
-    forkserver.set_forkserver_preload(["distributed", "dask.array", "emlib._dask"])
+    forkserver.set_forkserver_preload(["distributed", "emlib._dask"])
     multiprocessing.forkserver.ensure_running()
     with (
         dask.config.set(CLUSTER_CONFIG),
