@@ -83,6 +83,20 @@ def assert_same_ppca(got, want):
     assert_allclose(got.theta.noise_variance, want.theta.noise_variance, rtol=RTOL)
 
 
+@pytest.fixture
+def chunk_by_chunk(monkeypatch):
+    """Each chunk reduced on its own and the parts merged up the tree.
+
+    On threads, emlib._dask reduces in-memory chunks of at most _SMALL_ROWS
+    rows in all as one array, their concatenation: exactly the in-memory
+    fit's arithmetic (the two agree to the last bit), so the merge of the
+    chunks' statistics would go untested on threads. Reduced one by one, as
+    the chunks a cluster holds are, they differ by rounding (measured below
+    5e-15).
+    """
+    monkeypatch.setattr("emlib._dask._SMALL_ROWS", 0)
+
+
 # Uneven chunks, a chunk of one point, and chunks smaller than K = 3.
 CHUNKINGS = [
     (5000, 3000, 1, 2, 9997),
@@ -91,6 +105,7 @@ CHUNKINGS = [
 ]
 
 
+@pytest.mark.usefixtures("chunk_by_chunk")
 @pytest.mark.parametrize("chunks", CHUNKINGS, ids=lambda c: f"{len(c)}chunks")
 def test_threads_equal_in_memory(chunks):
     y = three_clusters(sum(chunks))
@@ -109,6 +124,7 @@ def test_stopping_rule_is_the_same():
     assert_same_fit(got, want, y_scale=5.0)
 
 
+@pytest.mark.usefixtures("chunk_by_chunk")
 def test_far_from_the_origin_keeps_its_precision():
     # Centred statistics: data offset by 1e6 fits as well as data near 0.
     y = three_clusters(6000, seed=2, offset=1e6)
@@ -190,6 +206,7 @@ def test_sample_weight_is_refused_with_a_clear_error():
 MV_CHUNKS = ((1, 2, 1999, 1, 2997),)
 
 
+@pytest.mark.usefixtures("chunk_by_chunk")
 @pytest.mark.parametrize("covariance_type", multivariate.COVARIANCE_TYPES)
 def test_multivariate_on_threads_equals_in_memory(covariance_type):
     X = four_clusters(sum(MV_CHUNKS[0]), seed=10)
@@ -318,9 +335,10 @@ def test_multivariate_and_ppca_bad_input_gets_a_clear_error(call, error, match):
 # for a profile nobody reads, 0.13 s of CPU per second of an idle cluster;
 # now 0.02 s. Starting: each worker is forked from one process, started here
 # once (it stays, idle, until this process ends), that has imported what a
-# worker runs (distributed; dask.array for the chunks of da.from_array;
-# emlib._dask for the reductions), where a fresh interpreter per worker spent
-# about 1.5 s of CPU importing them, the one a nanny starts after a kill too.
+# worker runs (distributed, and emlib._dask for the reductions; the persisted
+# chunks of da.from_array are plain data, which need no dask.array), where a
+# fresh interpreter per worker spent about 1 s of CPU importing them, the one
+# a nanny starts after a kill too.
 CLUSTER_CONFIG = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "1s",
@@ -334,7 +352,7 @@ CLUSTER_CONFIG = {
 def cluster():
     """A 2-worker LocalCluster of processes (each under a nanny)."""
     forkserver = multiprocessing.get_context("forkserver")
-    forkserver.set_forkserver_preload(["distributed", "dask.array", "emlib._dask"])
+    forkserver.set_forkserver_preload(["distributed", "emlib._dask"])
     multiprocessing.forkserver.ensure_running()
     with (
         dask.config.set(CLUSTER_CONFIG),
