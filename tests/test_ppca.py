@@ -38,10 +38,11 @@ def spread_spectrum_sample():
 
     EM's rate on PPCA is about 1 - 2 sigma^2 / lambda_1 (notebook 80), slow on
     iris, where the noise variance is a small fraction of the top eigenvalue:
-    EM needs about 540, 1220 and 2590 iterations there for q = 1, 2, 3, which
-    notebook 80 (section 3) runs and checks against the same closed form and
-    scikit-learn to 1e-13 and 1e-12. Here the spectrum is spread, so that EM
-    reaches rounding quickly and the tests stay cheap.
+    EM needs about 540, 1220 and 2590 iterations there for q = 1, 2, 3;
+    notebook 80 (section 3) runs part of them and SQUAREM the rest, and checks
+    against the same closed form and scikit-learn to 1e-13 and 1e-12. Here the
+    spectrum is spread, so that EM reaches rounding quickly and the tests stay
+    cheap.
     """
     rng = np.random.default_rng(0)
     rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]
