@@ -74,12 +74,28 @@ PRELOAD = (
     "scipy.stats",
     "sympy",
     "sympy.stats",
+    # What SymPy imports on first use, not with sympy: a first derivative
+    # (combinatorics, sets, tensor), lambdify (codegen), solve (physics.units,
+    # when it checks a solution) and integrate (manualintegrate), about 0.1 s
+    # per notebook, 0.25 s in those that solve.
+    "sympy.codegen",
+    "sympy.combinatorics",
+    "sympy.integrals.manualintegrate",
+    "sympy.physics.units",
+    "sympy.sets.setexpr",
+    "sympy.tensor.tensor",
     "sklearn.datasets",
     "sklearn.decomposition",
     "sklearn.mixture",
     "hmmlearn.hmm",
     "emlib",
-    "embook",
+    "embook.data",
+    "embook.em_runs",
+    "embook.missing",
+    "embook.mixture_plots",
+    "embook.mixture_reference",
+    "embook.params",
+    "embook.sym",
 )
 
 
