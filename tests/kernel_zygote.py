@@ -74,13 +74,37 @@ PRELOAD = (
     "scipy.stats",
     "sympy",
     "sympy.stats",
+    # What SymPy imports on first use, not with sympy: a first derivative
+    # (combinatorics, sets, tensor), lambdify (codegen), solve (physics.units,
+    # when it checks a solution) and integrate (manualintegrate), about 0.1 s
+    # per notebook, 0.25 s in those that solve.
+    "sympy.codegen",
+    "sympy.combinatorics",
+    "sympy.integrals.manualintegrate",
+    "sympy.physics.units",
+    "sympy.sets.setexpr",
+    "sympy.tensor.tensor",
     "sklearn.datasets",
     "sklearn.decomposition",
     "sklearn.mixture",
     "hmmlearn.hmm",
     "emlib",
-    "embook",
+    "embook.data",
+    "embook.em_runs",
+    "embook.missing",
+    "embook.mixture_plots",
+    "embook.mixture_reference",
+    "embook.params",
+    "embook.sym",
 )
+
+
+# What importing ipykernel's debugger wrote into the environment: debugpy
+# sets PYDEVD_USE_FRAME_EVAL=NO unless it is set. A kernel imports it as it
+# starts, before any cell, so become_kernel puts it back. (The notebooks'
+# own imports set variables too, scikit-learn's KMP_*, but a fresh kernel
+# has them only once its notebook imports that library.)
+DEBUGGER_ENVIRONMENT = {}
 
 
 def preload():
@@ -91,11 +115,40 @@ def preload():
     scratch (``make mutate`` relies on that, with an emlib made unimportable).
     """
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    environment = dict(os.environ)
+    with contextlib.suppress(Exception), quiet_standard_error():
+        __import__("ipykernel.debugger")
+    DEBUGGER_ENVIRONMENT.update(
+        (key, value)
+        for key, value in os.environ.items()
+        if environment.get(key) != value
+    )
     for name in PRELOAD:
         with contextlib.suppress(Exception):
             __import__(name)
     with contextlib.suppress(Exception):
         draw_a_figure()
+
+
+@contextlib.contextmanager
+def quiet_standard_error():
+    """File descriptor 2 on /dev/null for a while, as a kernel's under nbval.
+
+    Each kernel imports ipykernel's debugger as it starts (about 0.08 s of
+    CPU), and its debugpy prints a warning about frozen modules when
+    imported. A kernel's standard error is /dev/null under nbval, so the
+    warning is never seen; imported here, it would be printed in the test
+    run's output, unless this process's standard error goes there too.
+    """
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def draw_a_figure():
@@ -139,6 +192,8 @@ def become_kernel(request, channel_fds, ready):
     os.close(null)
     os.environ.clear()
     os.environ.update(request["env"])
+    for key, value in DEBUGGER_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
     os.chdir(request["cwd"])
     # `python -m` puts "" first on the path and ipykernel_launcher takes it
     # out; here the zygote's working directory is in that place.

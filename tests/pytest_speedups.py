@@ -71,14 +71,20 @@ modules imported. ``test_kernel_zygote.py`` checks that a forked kernel sees
 the working directory, path, arguments, environment and matplotlib backend
 of a kernel started from scratch. ``EMLIB_TEST_FORK=0`` starts every kernel
 from scratch instead.
+
+Forked or not, a kernel is started and stopped without two waits on a clock
+that jupyter_client built in (``start_new_kernel`` below): about 0.3 s a
+notebook in which the worker's core had nothing to do.
 """
 
 import gc
 import os
 import pprint
+import queue
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +92,8 @@ import pytest
 sys.modules.setdefault("rfc3987_syntax", None)
 # One BLAS thread per process (see the docstring), unless the caller chose.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jupyter_client  # noqa: E402  (nbval imports it too; after the two lines above)
 
 KERNEL_CONFIG = """\
 c.InteractiveShellApp.exec_lines = ["__import__('gc').set_threshold(20000, 20, 20)"]
@@ -175,18 +183,81 @@ class _Formatted:
         return pprint.pformat(self.obj)
 
 
+def start_new_kernel(startup_timeout=60, kernel_name="python", **kwargs):
+    """nbval's ``start_new_kernel``, without two waits for nothing.
+
+    nbval starts each notebook's kernel with this function of its module and
+    stops it with ``shutdown_kernel(now=True)``. Two steps of jupyter_client
+    in between waited on a clock, not on the kernel: about 0.3 s a notebook,
+    while its worker's core stood idle.
+
+    - ``KernelClient.wait_for_ready`` ends by reading the IOPub channel
+      until it has been silent for 0.2 s. Here readiness is the kernel's
+      reply to ``kernel_info`` on the shell channel, as there; nbval's
+      ``RunningKernel`` then checks IOPub itself (``_ensure_iopub_up``:
+      another ``kernel_info``, until its ``idle`` status arrives), and reads
+      only the messages whose parent is the request it sent, so a status
+      message left unread from here is never taken for a cell's output.
+    - The kernel manager then polls a killed kernel every 5 ms, not 100 ms
+      (``_KernelManager``).
+    """
+    import nbval.kernel
+
+    manager = _KernelManager(
+        kernel_name=kernel_name,
+        kernel_spec_manager=nbval.kernel.NbvalKernelspecManager(),
+    )
+    manager.start_kernel(**kwargs)
+    client = manager.client()
+    client.start_channels()
+    deadline = time.monotonic() + startup_timeout
+    while True:
+        client.kernel_info()
+        try:
+            reply = client.get_shell_msg(timeout=1)
+        except queue.Empty:
+            pass
+        else:
+            # A reply to this request or to an earlier one, as jupyter_client.
+            if reply["msg_type"] == "kernel_info_reply":
+                return manager, client
+        if not client.is_alive() or time.monotonic() > deadline:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+            raise RuntimeError(
+                f"kernel {kernel_name!r} did not answer kernel_info within "
+                f"{startup_timeout} s, or died"
+            )
+
+
+class _KernelManager(jupyter_client.KernelManager):
+    """jupyter_client's, polling a killed kernel every 5 ms instead of 100 ms.
+
+    ``shutdown_kernel(now=True)`` sends SIGKILL to the kernel's process group
+    and then waits, checking every ``pollinterval`` s, until the process has
+    gone. SIGKILL cannot be caught and takes effect within milliseconds, so
+    the first check, at once, usually found the kernel still there, and the
+    second came 0.1 s later.
+    """
+
+    async def _async_wait(self, pollinterval=0.005):
+        await super()._async_wait(pollinterval)
+
+
 def pytest_configure(config):
-    """nbval formats every kernel message for a debug log only when it is shown.
+    """Cheaper nbval: debug formatting only when shown; kernels started faster.
 
     ``nbval.kernel.get_message`` calls ``logger.debug(..., pformat(msg))``:
     the message is pretty-printed before logging decides to drop the record,
     for every message of every cell (1.6 s for 300 one-line cells, under
     cProfile). Passing the record a ``_Formatted`` defers that to the moment
     a handler formats it, so the log reads the same when it is switched on.
+    Kernels start and stop through ``start_new_kernel`` above.
     """
     import nbval.kernel
 
     nbval.kernel.pformat = _Formatted
+    nbval.kernel.start_new_kernel = start_new_kernel
 
 
 @pytest.hookimpl(tryfirst=True)
