@@ -24,7 +24,6 @@ from emlib import multivariate, ppca
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
-distributed = pytest.importorskip("distributed")
 flatten = pytest.importorskip("dask.core").flatten
 
 RTOL = 1e-12
@@ -349,7 +348,17 @@ CLUSTER_CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def distributed():
+    """The distributed package, imported by the cluster tests only.
+
+    Importing it takes 0.3 s of CPU; at the module's top, each xdist worker
+    paid that to collect this module, the one that never runs it included.
+    """
+    return pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster(distributed):
     """A 2-worker LocalCluster of processes (each under a nanny)."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["distributed", "emlib._dask"])
@@ -368,7 +377,7 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def client(cluster):
+def client(distributed, cluster):
     with distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
@@ -383,54 +392,64 @@ def test_local_cluster_equals_in_memory(client):
     assert_same_fit(got, want, y_scale=5.0)
 
 
-class KillAtPass(distributed.diagnostics.plugin.SchedulerPlugin):
-    """Kill the worker to which the scheduler sends the fit's ``at_pass``-th pass.
+@pytest.fixture(scope="module")
+def kill_at_pass(distributed):
+    """The class of a scheduler plugin, KillAtPass(at_pass, chunks), below.
 
-    Each pass of a fit over the data (the check of the values, then one per
-    EM iteration) is a reduction whose leaf tasks are named
-    ``emlib-chunk-<token>``, a token per pass. When the first leaf of pass
-    ``at_pass`` (1-based) is assigned to a worker, that worker's process is
-    killed with SIGKILL, before the task reaches it: the fit is mid-way by
-    construction, not by timing. ``chunks`` are the keys of the persisted
-    data; ``lost`` counts those the victim held, which die with it.
+    Defined here, not at the module's top, because its base class is
+    distributed's (see the ``distributed`` fixture).
     """
 
-    name = "kill-at-pass"
+    class KillAtPass(distributed.diagnostics.plugin.SchedulerPlugin):
+        """Kill the worker to which the scheduler sends the fit's ``at_pass``-th pass.
 
-    def __init__(self, at_pass, chunks):
-        self.at_pass, self.chunks = at_pass, chunks
-        self.passes, self.victim, self.lost = [], None, 0
+        Each pass of a fit over the data (the check of the values, then one per
+        EM iteration) is a reduction whose leaf tasks are named
+        ``emlib-chunk-<token>``, a token per pass. When the first leaf of pass
+        ``at_pass`` (1-based) is assigned to a worker, that worker's process is
+        killed with SIGKILL, before the task reaches it: the fit is mid-way by
+        construction, not by timing. ``chunks`` are the keys of the persisted
+        data; ``lost`` counts those the victim held, which die with it.
+        """
 
-    async def start(self, scheduler):
-        self.scheduler = scheduler
+        name = "kill-at-pass"
 
-    def transition(self, key, start, finish, *args, **kwargs):
-        if finish != "processing" or not (
-            isinstance(key, tuple) and key[0].startswith("emlib-chunk-")
-        ):
-            return
-        if key[0] not in self.passes:
-            self.passes.append(key[0])
-        if self.victim is None and len(self.passes) == self.at_pass:
-            worker = self.scheduler.tasks[key].processing_on
-            self.victim = worker.address
-            tasks = [self.scheduler.tasks[chunk] for chunk in self.chunks]
-            self.lost = sum(worker in task.who_has for task in tasks)
-            os.kill(worker.pid, signal.SIGKILL)
+        def __init__(self, at_pass, chunks):
+            self.at_pass, self.chunks = at_pass, chunks
+            self.passes, self.victim, self.lost = [], None, 0
+
+        async def start(self, scheduler):
+            self.scheduler = scheduler
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if finish != "processing" or not (
+                isinstance(key, tuple) and key[0].startswith("emlib-chunk-")
+            ):
+                return
+            if key[0] not in self.passes:
+                self.passes.append(key[0])
+            if self.victim is None and len(self.passes) == self.at_pass:
+                worker = self.scheduler.tasks[key].processing_on
+                self.victim = worker.address
+                tasks = [self.scheduler.tasks[chunk] for chunk in self.chunks]
+                self.lost = sum(worker in task.who_has for task in tasks)
+                os.kill(worker.pid, signal.SIGKILL)
+
+    return KillAtPass
 
 
 @pytest.mark.cluster
-def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client):
+def test_a_worker_killed_mid_fit_does_not_lose_the_fit(cluster, client, kill_at_pass):
     X = four_clusters(400, seed=4)
     start = mv_start(X, "full")
     want = multivariate.em(X, start, tol=0, max_iter=4)
     X_dask = client.persist(da.from_array(X, chunks=(100, 3)))
     chunks = list(flatten(X_dask.__dask_keys__()))
-    client.register_plugin(KillAtPass(at_pass=3, chunks=chunks))
+    client.register_plugin(kill_at_pass(at_pass=3, chunks=chunks))
     with client.as_current():
         got = multivariate.em(X_dask, start, tol=0, max_iter=4)
-    killer = cluster.scheduler.plugins[KillAtPass.name]
-    client.unregister_scheduler_plugin(KillAtPass.name)
+    killer = cluster.scheduler.plugins[kill_at_pass.name]
+    client.unregister_scheduler_plugin(kill_at_pass.name)
     # Killed during the second iteration's pass (after the check of the
     # values and the first iteration), with chunks of X on it; passes ran
     # after it.

@@ -104,9 +104,16 @@ def test_em_equals_explicit_rounds(blocks, n):
     assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)
 
 
-def test_em_equals_explicit_rounds_many_iterations():
-    y = three_clusters(1, 20_000)
+def test_em_equals_explicit_rounds_many_iterations(blocks):
+    """40 iterations, each merging 8 blocks (7 full, a partial last one).
+
+    The differences of summation order go through the EM map 40 times
+    (measured: at most 7e-15 relative; 1.1e-14 with N = 20000 in one block,
+    which took four times the CPU).
+    """
+    y = three_clusters(1, 2000)
     result = emlib.em(y, START, tol=0, max_iter=40)
+    assert_blocked(blocks, result, y.size)
     thetas, log_liks = explicit_rounds(y, START, 40)
     assert_same_theta(result.theta, thetas[-1], np.abs(y).max())
     assert_allclose(result.log_likelihoods, log_liks, rtol=RTOL, atol=0)

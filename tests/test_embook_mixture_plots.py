@@ -1,10 +1,5 @@
 """embook.mixture_plots: the densities drawn are emlib's mixture."""
 
-import matplotlib as mpl
-
-mpl.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -57,6 +52,12 @@ def test_bad_points_raise():
 
 
 def test_plot_density_draws_the_mixture_over_a_histogram():
+    # pyplot (0.5 s of CPU) is imported here, by the only test that draws,
+    # not at the top, where every xdist worker imported it to collect.
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    mpl.use("Agg")
     ax = histogram_axes(X, bins=5, figsize=(3, 2))
     (line,) = plot_density(ax, X, THETA, color="k")
     assert_allclose(line.get_ydata(), component_densities(X, THETA).sum(axis=0))

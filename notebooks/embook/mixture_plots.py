@@ -6,7 +6,6 @@ notebooks 40 and 41 draw them. :func:`component_densities` is checked against
 ``tests/test_embook_mixture_plots.py``.
 """
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from embook.params import gmm_args
@@ -38,6 +37,8 @@ def component_densities(x, theta):
 
 def histogram_axes(data, bins, figsize=(8, 4)):
     """New axes holding a density histogram of ``data`` (shape (N,)), in grey."""
+    import matplotlib.pyplot as plt  # here: the rest of the module needs none of it
+
     _, ax = plt.subplots(figsize=figsize)
     ax.hist(data, bins=bins, density=True, color="0.85", edgecolor="0.6", label="data")
     return ax
