@@ -37,8 +37,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Everything but the book: lint, unit tests, doctests, every notebook (nbval).
+# Python's bytecode caches (__pycache__, ignored by git) are written even
+# where the environment sets PYTHONDONTWRITEBYTECODE: pytest keeps its
+# rewritten test modules there, which each of the run's processes would
+# otherwise rewrite and compile again, run after run.
 test: lint
-	$(BIN)/pytest -n 2 -m "not book"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n 2 -m "not book"
 
 # The book: the Sphinx build of `make html`, read as HTML and in headless
 # Chromium (tests/test_html_book.py). CI runs it after `make test`.
