@@ -30,9 +30,13 @@ def forward(net, h):
     hidden = []
     for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
         hidden.append(h)
-        h = np.tanh(h @ w + b)
+        a = h @ w
+        a += b  # in place: the same sums as h @ w + b, one array fewer
+        h = np.tanh(a, out=a)
     hidden.append(h)
-    return h @ net.weights[-1] + net.biases[-1], hidden
+    out = h @ net.weights[-1]
+    out += net.biases[-1]
+    return out, hidden
 
 
 def backward(net, hidden, g):
@@ -60,7 +64,9 @@ def backward(net, hidden, g):
         grad_b.append(g.sum(axis=0))
         g = g @ net.weights[layer].T  # dLoss/dh_{layer}
         if layer > 0:
-            g = g * (1.0 - h**2)  # through h = tanh(a)
+            slope = h * h  # through h = tanh(a): tanh' = 1 - h^2, formed in place
+            np.subtract(1.0, slope, out=slope)
+            g *= slope
     return net._replace(weights=tuple(grad_w[::-1]), biases=tuple(grad_b[::-1])), g
 
 

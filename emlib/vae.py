@@ -31,16 +31,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from emlib._checks import as_real_array, check_generator, check_int, check_widths
-from emlib._mlp import forward
+from emlib._mlp import backward, flatten, forward, unflatten
 from emlib._numerics import LOG_2PI
-from emlib.neural import (
-    MLP,
-    Adam,
-    from_arrays,
-    init_mlp,
-    mlp_backward,
-    to_arrays,
-)
+from emlib.neural import MLP, Adam, init_mlp
 
 
 class VAE(NamedTuple):
@@ -185,7 +178,7 @@ def _elbo_and_gradient(vae, X, eps):
     elbo, d_mu, d_log_var, dec_grads, d_lam = _local_terms(
         vae, X, enc_out[:, :q], enc_out[:, q:], eps
     )
-    enc_grads, _ = mlp_backward(vae.encoder, enc_hidden, np.hstack([d_mu, d_log_var]))
+    enc_grads, _ = backward(vae.encoder, enc_hidden, np.hstack([d_mu, d_log_var]))
     return elbo, VAE(enc_grads, dec_grads, np.array(d_lam))
 
 
@@ -202,7 +195,7 @@ def _local_terms(vae, X, mu, log_var, eps):
     kl = 0.5 * np.sum(mu**2 + s**2 - 1.0 - log_var, axis=1)
     elbo = float(np.mean(log_lik - kl))
     # Gradients of the mean ELBO (ascent directions), hence the 1/N.
-    dec_grads, dz = mlp_backward(vae.decoder, dec_hidden, r * (np.exp(-lam) / n))
+    dec_grads, dz = backward(vae.decoder, dec_hidden, r * (np.exp(-lam) / n))
     d_mu = dz - mu / n
     d_log_var = dz * eps * s / 2 - (s**2 - 1.0) / (2 * n)
     d_lam = np.mean(-0.5 * d + 0.5 * r2 * np.exp(-lam))
@@ -352,20 +345,29 @@ def fit(
     check_generator(rng)
     n_iter = check_int(n_iter, "n_iter")
     batch_size = check_int(batch_size, "batch_size")
-    nets = (vae.encoder, vae.decoder)
-    params = [*to_arrays(*nets), np.array(vae.log_noise_variance, dtype=float)]
-    adam = Adam(params, learning_rate)
+    encoder, decoder = vae.encoder, vae.decoder
+    # Adam is elementwise, so it steps every parameter as one vector (one
+    # update instead of one per array): the encoder's weights and biases, the
+    # decoder's, then log sigma^2; the networks' arrays are views into it.
+    encoder_params = flatten(encoder)
+    n_encoder = encoder_params.size
+    params = np.concatenate(
+        [encoder_params, flatten(decoder), np.ravel(vae.log_noise_variance)]
+    )
+    adam = Adam([params], learning_rate)
     elbos = np.empty(n_iter)
     for i in range(n_iter):
         rows = X[rng.integers(X.shape[0], size=batch_size)]
         eps = rng.standard_normal((batch_size, vae.n_latent))
         elbos[i], grad = _elbo_and_gradient(vae, rows, eps)
-        flat = [
-            -a
-            for a in (*to_arrays(grad.encoder, grad.decoder), grad.log_noise_variance)
-        ]
+        flat = np.concatenate(
+            [flatten(grad.encoder), flatten(grad.decoder), [grad.log_noise_variance]]
+        )
         adam.learning_rate = learning_rate * (1.0 - i / n_iter)
-        params = adam.step(params, flat)  # down the negative ELBO
-        encoder, decoder = from_arrays(params[:-1], *nets)
-        vae = VAE(encoder, decoder, params[-1])
+        (params,) = adam.step([params], [-flat])  # down the negative ELBO
+        vae = VAE(
+            unflatten(params[:n_encoder], encoder),
+            unflatten(params[n_encoder:-1], decoder),
+            params[-1:].reshape(()),
+        )
     return VAEFit(vae, elbos)
