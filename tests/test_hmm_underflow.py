@@ -233,22 +233,24 @@ def test_gaussian_posteriors_when_the_scaled_backward_pass_overflows():
     assert_posteriors_are_brute_force(obs, model)
 
 
-# Two cases a random run found: the backward overflow above, and a sequence
-# of probability 4.5e-472 (a_00 b_0(0) = 5.7e-240 x 7.9e-233 at t = 2), which
-# the scan flags and the sequential recursion computes in log space.
+# Cases random runs found: the backward overflow above; a sequence of
+# probability 4.5e-472 (a_00 b_0(0) = 5.7e-240 x 7.9e-233 at t = 2), whose
+# pair normaliser in the scan is 0; and one with a subnormal b(o_2) = 1e-310,
+# whose normaliser is 1e-310 (the weights alpha / 1e-310 overflow).
 @pytest.mark.parametrize(
     ("model", "obs"),
     [
         (OVERFLOW_MODEL, [1, 1, 0, 1, 0]),
         (hmm.HMM([1, 0], [[5.71216e-240, 1], [0, 1]],
                  [[7.94304e-233, 1], [0, 1]]), [1, 0, 1]),
+        (hmm.HMM([1.0], [[1.0]], [[1.0, 1e-310]]), [0, 1]),
     ],
 )  # fmt: skip
 def test_scan_batch_with_a_flagged_sequence_goes_to_the_loop(model, obs):
-    # Copies make one scan batch (N T >= 100 steps); its zeros flag it not
-    # exact, and its pair posteriors (0/0 there) are discarded without a
-    # numpy warning (an error under pytest), as the sequential recursion
-    # gives the answer.
+    # Copies make one scan batch (N T >= 100 steps), which the scan flags
+    # (entries below 1e-292); its pair posteriors there (0/0 or inf) are
+    # discarded without a numpy warning (an error under pytest), and the
+    # sequential recursion gives the answer, in log space for the last two.
     obs, n = np.array(obs), -(-100 // len(obs))
     total, _, gamma, xi = brute_force(obs, model)
     scale = EPS * (1 + abs(total))
