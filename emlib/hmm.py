@@ -673,11 +673,13 @@ def _posteriors(seq, hmm, name, pairs=True):
     # is unbounded: with c_s ~ 1e-166 it overflowed, and 0 inf = NaN reached
     # the reachable states through a zero a_ij b_j. Zeroing b_j(o_t) there
     # changes no term of a reachable state (each had a zero factor) and bounds
-    # every beta-hat_t(i) by 1 / _SAFE ~ 1e292, as c_t <= 1 and, when exact,
-    # u_t(j) >= _SAFE for every reachable j: a reachable i has beta-hat_t(i)
-    # = gamma_t(i) / alpha-hat_t(i) <= c_t / u_t(i); an unreachable i sums
-    # a_ij b_j(o_{t+1}) beta-hat_{t+1}(j) / c_{t+1} <= a_ij / (alpha-hat_t A)_j
-    # over reachable j, and (alpha-hat_t A)_j >= u_{t+1}(j) >= _SAFE.
+    # every beta-hat_t(i) by 1 / _SAFE ~ 1e292, as c_t <= 1 (every emitted
+    # entry is <= 1) and, when exact, u_t(j) >= _SAFE for every reachable j:
+    # a reachable i has beta-hat_t(i) = gamma_t(i) / alpha-hat_t(i) <= c_t /
+    # u_t(i); an unreachable i sums a_ij b_j(o_{t+1}) beta-hat_{t+1}(j) /
+    # c_{t+1} over reachable j, each factor b_j beta-hat_{t+1}(j) / c_{t+1}
+    # = gamma_{t+1}(j) / (alpha-hat_t A)_j <= 1 / u_{t+1}(j) <= 1 / _SAFE
+    # (the same bound holds for ``after`` below).
     emitted = np.where(alpha_hat > 0.0, emitted, 0.0)
     beta_hat = _backward(emitted, scale, hmm.transition)
     # gamma_t(i) = alpha_t(i) beta_t(i) / P(O) = alpha-hat_t(i) beta-hat_t(i)
