@@ -502,10 +502,14 @@ def pair_posteriors(alpha, transition, after):
     """xi_t(i, j), shape (N, T - 1, S, S), from :func:`posteriors`' pieces."""
     # Dividing the (N, T - 1, S) factor by the normaliser first, then two
     # passes over the (N, T - 1, S, S) result, saves a pass and a temporary.
-    with np.errstate(divide="ignore", invalid="ignore"):  # as in _normalise
+    # Unlike the other divisions here, the weights are not bounded by 1: a
+    # flagged sequence's normaliser may be 0 or subnormal (1e-310 while its
+    # alpha's entries are near 1), so they overflow, and inf 0 = NaN in the
+    # products; the caller discards that sequence (as in _normalise).
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         weights = alpha[:, :-1] / _pair_normalisers(alpha, transition, after)[..., None]
-    xi = np.multiply(weights[..., :, None], after[..., None, :])
-    xi *= transition
+        xi = np.multiply(weights[..., :, None], after[..., None, :])
+        xi *= transition
     return xi
 
 

@@ -563,8 +563,10 @@ def _backward(emitted, scale, transition):
     Li Hang's backward algorithm, beta_t(i) = sum_j a_ij b_j(o_{t+1})
     beta_{t+1}(j), with each step divided by c_{t+1} (``emitted`` (T, S)
     and ``scale`` (T,) from :func:`_forward`; the factors exp(m_t) of the
-    two cancel). Needs every c_t > 0. Returns beta_hat, shape (T, S), with
-    beta-hat_T = 1.
+    two cancel). Needs every c_t > 0, and ``emitted`` zero wherever
+    alpha-hat_t(j) is (see :func:`_posteriors`): a state the forward pass
+    cannot reach may have an unbounded beta-hat. Returns beta_hat, shape
+    (T, S), with beta-hat_T = 1.
     """
     beta_hat = np.ones_like(emitted)
     for t in range(len(emitted) - 2, -1, -1):
@@ -665,6 +667,20 @@ def _posteriors(seq, hmm, name, pairs=True):
         return _summed(_log_posteriors(seq, hmm, name), pairs)
     if not np.all(scale > 0.0):  # exactly impossible
         raise _impossible(seq, int(np.argmin(scale > 0.0)), name)
+    # alpha-hat_t(j) = 0 exactly for a state j no path reaches at t (each term
+    # of u_t(j) has a zero factor), so gamma_t(j) = 0 and xi into it are 0
+    # whatever beta_t(j) is. But its beta-hat_t(j) = beta_t(j) / prod_{s>t} c_s
+    # is unbounded: with c_s ~ 1e-166 it overflowed, and 0 inf = NaN reached
+    # the reachable states through a zero a_ij b_j. Zeroing b_j(o_t) there
+    # changes no term of a reachable state (each had a zero factor) and bounds
+    # every beta-hat_t(i) by 1 / _SAFE ~ 1e292, as c_t <= 1 (every emitted
+    # entry is <= 1) and, when exact, u_t(j) >= _SAFE for every reachable j:
+    # a reachable i has beta-hat_t(i) = gamma_t(i) / alpha-hat_t(i) <= c_t /
+    # u_t(i); an unreachable i sums a_ij b_j(o_{t+1}) beta-hat_{t+1}(j) /
+    # c_{t+1} over reachable j, each factor b_j beta-hat_{t+1}(j) / c_{t+1}
+    # = gamma_{t+1}(j) / (alpha-hat_t A)_j <= 1 / u_{t+1}(j) <= 1 / _SAFE
+    # (the same bound holds for ``after`` below).
+    emitted = np.where(alpha_hat > 0.0, emitted, 0.0)
     beta_hat = _backward(emitted, scale, hmm.transition)
     # gamma_t(i) = alpha_t(i) beta_t(i) / P(O) = alpha-hat_t(i) beta-hat_t(i)
     gamma = alpha_hat * beta_hat

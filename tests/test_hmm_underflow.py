@@ -1,8 +1,10 @@
-"""emlib.hmm where Rabiner's scaling underflows: the log-space fallback (issue 19).
+"""emlib.hmm where Rabiner's scaling underflows (the log-space fallback, issue
+19) or its backward pass would overflow (states the forward pass cannot reach).
 
 References are independent of emlib: a brute-force sum over every state path
-(scipy's logsumexp of log P(O, I | lambda)) for short sequences, and a
-log-space forward recursion written here with scipy's logsumexp for long ones.
+(scipy's logsumexp of log P(O, I | lambda), Gaussian log-densities written
+out here) for short sequences, and a log-space forward recursion written
+here with scipy's logsumexp for long ones.
 """
 
 import itertools
@@ -24,14 +26,23 @@ def log_params(model):
         return np.log(model.start), np.log(model.transition), np.log(model.emission)
 
 
+def log_emission(seq, model):
+    """log b_j(o_t), shape (T, S): from B, or the normal log-density
+    sum_d -[log(2 pi sigma_jd^2) + (x_d - mu_jd)^2 / sigma_jd^2] / 2."""
+    if isinstance(model, hmm.GaussianHMM):
+        z = (seq[:, None, :] - model.means) ** 2 / model.variances
+        return -0.5 * (np.log(2 * np.pi * model.variances) + z).sum(axis=-1)
+    return log_params(model)[2].T[seq]
+
+
 def path_log_probabilities(seq, model):
     """{path: log P(O, I = path | lambda)} over all S^T state paths."""
-    log_pi, log_a, log_b = log_params(model)
+    with np.errstate(divide="ignore"):
+        log_pi, log_a = np.log(model.start), np.log(model.transition)
+    log_b = log_emission(np.asarray(seq), model)
     out = {}
     for path in itertools.product(range(model.n_states), repeat=len(seq)):
-        terms = [log_pi[path[0]]] + [
-            log_b[i, o] for i, o in zip(path, seq, strict=True)
-        ]
+        terms = [log_pi[path[0]]] + [log_b[t, i] for t, i in enumerate(path)]
         terms += [log_a[i, j] for i, j in itertools.pairwise(path)]
         out[path] = sum(terms)
     return out
@@ -166,17 +177,85 @@ def test_long_sequence_with_repeated_underflow_matches_scipy_forward():
     assert got >= hmm.viterbi(obs, model)[1][0]
 
 
-@pytest.mark.xfail(
-    raises=RuntimeWarning,
-    strict=True,
-    reason="known bug, not fixed yet: the scaled backward recursion (hmm._backward) "
-    "divides by a forward scale of about 1e-166 and overflows for a state the "
-    "forward pass cannot reach; found by a random run of the property above",
+def assert_posteriors_are_brute_force(obs, model):
+    """log P(O), gamma, xi, and one Baum-Welch E-step, against enumeration.
+
+    Tolerances as in the property test above, 16 and 32 eps (1 + |log P(O)|);
+    measured on the two cases below: 0.72 eps (1 + |log P(O)|) at most.
+    """
+    total, _, gamma, xi = brute_force(obs, model)
+    scale = EPS * (1 + abs(total))
+    assert abs(hmm.log_likelihood(obs, model) - total) <= 16 * scale
+    (g,), (x,) = hmm.posteriors(obs, model)
+    assert_allclose(g, gamma, rtol=0, atol=32 * scale)
+    assert_allclose(x, xi, rtol=0, atol=32 * scale)
+    fit = hmm.em(obs, model, tol=0, max_iter=1)
+    assert abs(fit.log_likelihoods[0] - total) <= 16 * scale
+    # Li Hang (10.39)-(10.40) on the brute-force gamma and xi: pi = gamma_1,
+    # a_ij = sum_t xi_t(i, j) / sum_{t<T} gamma_t(i) for the visited rows.
+    assert_allclose(fit.theta.start, gamma[0], rtol=0, atol=32 * scale)
+    visited = gamma[:-1].sum(axis=0) > 0
+    a_new = xi.sum(axis=0)[visited] / gamma[:-1].sum(axis=0)[visited, None]
+    assert_allclose(fit.theta.transition[visited], a_new, rtol=0, atol=32 * scale)
+
+
+OVERFLOW_MODEL = hmm.HMM(
+    [1, 0],
+    [[1, 0], [1.69781033e-104, 1]],
+    [[6.15432522e-166, 1], [0.326174722, 0.673825278]],
 )
+
+
 def test_posteriors_when_the_scaled_backward_pass_overflows():
-    model = hmm.HMM(
-        [1, 0],
-        [[1, 0], [1.69781033e-104, 1]],
-        [[6.15432522e-166, 1], [0.326174722, 0.673825278]],
+    # Found by a random run of the property above. State 1 cannot be reached
+    # (pi_1 = a_01 = 0), but from state 1 the symbols are ordinary, while the
+    # one path (state 0 throughout) pays b_0(0) = 6.2e-166 twice. So
+    # beta-hat_t(1) = beta_t(1) / prod_{s>t} c_s ~ 1e330 overflowed, and
+    # 0 inf = NaN reached gamma and xi (a numpy overflow warning, an error
+    # under pytest). c_t >= 1e-166 keeps every forward entry above 1e-292, so
+    # the log-space fallback was not taken.
+    assert_posteriors_are_brute_force(np.array([1, 1, 0, 1, 0]), OVERFLOW_MODEL)
+
+
+def test_gaussian_posteriors_when_the_scaled_backward_pass_overflows():
+    # The same with Gaussian emissions: state 2 (mean 25) cannot be reached
+    # from states 0 and 1 (means 0 and 1), and data near 25 make every
+    # b_j(x_t) / max_k b_k(x_t) of the reachable ones tiny: c_t is 1e-131 to
+    # 1e-115, so beta-hat_t(2) grows by 1e115 or more per step after t, above
+    # 1e308 within three steps (every forward entry stays above 1e-143).
+    model = hmm.GaussianHMM(
+        [0.5, 0.5, 0.0],
+        [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.3, 0.3, 0.4]],
+        [[0.0], [1.0], [25.0]],
+        [[1.0], [1.0], [1.0]],
     )
-    hmm.posteriors([1, 1, 0, 1, 0], model)
+    obs = np.array([[25.0], [24.5], [25.5], [24.0], [25.0]])
+    assert_posteriors_are_brute_force(obs, model)
+
+
+# Cases random runs found: the backward overflow above; a sequence of
+# probability 4.5e-472 (a_00 b_0(0) = 5.7e-240 x 7.9e-233 at t = 2), whose
+# pair normaliser in the scan is 0; and one with a subnormal b(o_2) = 1e-310,
+# whose normaliser is 1e-310 (the weights alpha / 1e-310 overflow).
+@pytest.mark.parametrize(
+    ("model", "obs"),
+    [
+        (OVERFLOW_MODEL, [1, 1, 0, 1, 0]),
+        (hmm.HMM([1, 0], [[5.71216e-240, 1], [0, 1]],
+                 [[7.94304e-233, 1], [0, 1]]), [1, 0, 1]),
+        (hmm.HMM([1.0], [[1.0]], [[1.0, 1e-310]]), [0, 1]),
+    ],
+)  # fmt: skip
+def test_scan_batch_with_a_flagged_sequence_goes_to_the_loop(model, obs):
+    # Copies make one scan batch (N T >= 100 steps), which the scan flags
+    # (entries below 1e-292); its pair posteriors there (0/0 or inf) are
+    # discarded without a numpy warning (an error under pytest), and the
+    # sequential recursion gives the answer, in log space for the last two.
+    obs, n = np.array(obs), -(-100 // len(obs))
+    total, _, gamma, xi = brute_force(obs, model)
+    scale = EPS * (1 + abs(total))
+    gammas, xis = hmm.posteriors([obs] * n, model)
+    for g, x in zip(gammas, xis, strict=True):
+        assert_allclose(g, gamma, rtol=0, atol=32 * scale)
+        assert_allclose(x, xi, rtol=0, atol=32 * scale)
+    assert abs(hmm.log_likelihood([obs] * n, model) - n * total) <= 16 * n * scale
