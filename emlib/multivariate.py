@@ -528,6 +528,7 @@ class _Moments:
         self.shift = np.zeros((n_components, n_features))
         shape = (n_features, n_features) if full else (n_features,)
         self.m2 = np.zeros((n_components, *shape))
+        self.empty = True  # no block added yet: n, shift and M2 are zeros
 
     def add(self, w, d):
         """Merge one block.
@@ -556,6 +557,13 @@ class _Moments:
                 np.square(d, out=d)
                 scatter = np.matmul(d, wcol)[:, :, 0] - nb[:, None] * correction**2
         mean += correction
+        if self.empty:
+            # Merged into zeros, the block's moments gain exact zeros
+            # (n_a = 0, so n_b / n = 1 and n_a n_b / n = 0): 0.0 + each, as
+            # the update would give (it turns -0.0 into 0.0), without it.
+            self.nk, self.shift, self.m2 = 0.0 + nb, 0.0 + mean, 0.0 + scatter
+            self.empty = False
+            return
         self.nk, self.shift, self.m2 = _merged_moments(
             (self.nk, self.shift, self.m2), (nb, mean, scatter), self.full
         )
@@ -576,6 +584,7 @@ class _Moments:
         out.nk, out.shift, out.m2 = _merged_moments(
             (self.nk, self.shift, self.m2), (other.nk, other.shift, other.m2), self.full
         )
+        out.empty = self.empty and other.empty
         return out
 
 
