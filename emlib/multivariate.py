@@ -156,16 +156,24 @@ def _lower_cholesky(sigma, what):
     -------
     ndarray, shape (K, D, D)
     """
-    chol = np.empty_like(sigma)
-    for k in range(sigma.shape[0]):
-        try:
-            chol[k] = np.linalg.cholesky(sigma[k])
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                f"{what(k)} is not positive definite (its Cholesky factorisation "
-                "fails); a covariance must be symmetric with all eigenvalues > 0."
-            ) from None
-    return chol
+    try:
+        # One call for the stack: LAPACK factors each matrix as it would alone.
+        return np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        failed = next(k for k in range(sigma.shape[0]) if not _factors(sigma[k]))
+    raise ValueError(
+        f"{what(failed)} is not positive definite (its Cholesky factorisation "
+        "fails); a covariance must be symmetric with all eigenvalues > 0."
+    )
+
+
+def _factors(matrix):
+    """Whether one matrix has a Cholesky factor (is numerically positive definite)."""
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _precision_cholesky(chol):
@@ -275,7 +283,31 @@ class GMM(Parameters):
                 "weights must be >= 0 and sum to 1 (they are the probabilities "
                 f"alpha_k); got sum {weights.sum():.12g}, min {weights.min():.3g}."
             )
-        covariances = _symmetrised(covariances, cov_type)
+        self._store(weights, means, _symmetrised(covariances, cov_type))
+
+    @classmethod
+    def _from_m_step(cls, weights, means, covariances, covariance_type):
+        """A GMM of arrays the M-step built, without validating them again.
+
+        :func:`_m_step_from_moments` makes them fresh float64 arrays of the
+        type's shapes: weights n_k / sum_k n_k with every n_k > 0 (on the
+        simplex to rounding), full and tied covariances symmetric (averaged
+        with their transposes), and means and covariances passed by
+        :func:`_check_not_singular` (finite: a non-finite mean fails its
+        resolution test; variances > 0). Every check of ``__post_init__``
+        would pass and its symmetrisation would return the covariances
+        unchanged ((S + S) / 2 = S exactly), so only the factorisation
+        remains.
+        """
+        theta = object.__new__(cls)
+        object.__setattr__(theta, "covariance_type", covariance_type)
+        theta._store(weights, means, covariances)
+        return theta
+
+    def _store(self, weights, means, covariances):
+        """Factor the validated covariances; store read-only copies of all."""
+        k, d = means.shape
+        cov_type = self.covariance_type
         full = _as_full(covariances, cov_type, k, d)
         if cov_type == "tied":
             chol = _lower_cholesky(full[:1], lambda _: "the tied covariance")
@@ -496,6 +528,7 @@ class _Moments:
         self.shift = np.zeros((n_components, n_features))
         shape = (n_features, n_features) if full else (n_features,)
         self.m2 = np.zeros((n_components, *shape))
+        self.empty = True  # no block added yet: n, shift and M2 are zeros
 
     def add(self, w, d):
         """Merge one block.
@@ -524,6 +557,13 @@ class _Moments:
                 np.square(d, out=d)
                 scatter = np.matmul(d, wcol)[:, :, 0] - nb[:, None] * correction**2
         mean += correction
+        if self.empty:
+            # Merged into zeros, the block's moments gain exact zeros
+            # (n_a = 0, so n_b / n = 1 and n_a n_b / n = 0): 0.0 + each, as
+            # the update would give (it turns -0.0 into 0.0), without it.
+            self.nk, self.shift, self.m2 = 0.0 + nb, 0.0 + mean, 0.0 + scatter
+            self.empty = False
+            return
         self.nk, self.shift, self.m2 = _merged_moments(
             (self.nk, self.shift, self.m2), (nb, mean, scatter), self.full
         )
@@ -544,6 +584,7 @@ class _Moments:
         out.nk, out.shift, out.m2 = _merged_moments(
             (self.nk, self.shift, self.m2), (other.nk, other.shift, other.m2), self.full
         )
+        out.empty = self.empty and other.empty
         return out
 
 
@@ -618,7 +659,7 @@ def _m_step_from_moments(reference, moments, covariance_type, reg_covar):
     if moments.full:
         covariances = (covariances + np.swapaxes(covariances, -1, -2)) / 2
     _check_not_singular(means, covariances, covariance_type)
-    return GMM(nk / nk.sum(), means, covariances, covariance_type)
+    return GMM._from_m_step(nk / nk.sum(), means, covariances, covariance_type)
 
 
 def _is_singular(covariance, magnitude, correlated):
@@ -648,20 +689,48 @@ def _is_singular(covariance, magnitude, correlated):
     correlated : bool
         Test the correlations too (full and tied covariances).
     """
-    variances = np.diagonal(covariance)
-    resolution = _COLLAPSE_ULPS * EPS * magnitude
-    if not np.all(np.isfinite(covariance)):
-        return True
-    if not np.all((variances > TINY) & (variances > resolution * resolution)):
-        return True
-    if not correlated:
-        return False
-    inv_sd = 1.0 / np.sqrt(variances)
+    return bool(_singular_each(covariance[None], magnitude[None], correlated)[0])
+
+
+def _singular_each(covariances, magnitudes, correlated):
+    """:func:`_is_singular` of each of K covariances at once, shape (K,) of bool.
+
+    Parameters
+    ----------
+    covariances : ndarray, shape (K, D, D)
+    magnitudes : ndarray, shape (K, D)
+    correlated : bool
+    """
+    variances = np.diagonal(covariances, axis1=1, axis2=2)
+    resolution = _COLLAPSE_ULPS * EPS * magnitudes
+    spread = (variances > TINY) & (variances > resolution * resolution)
+    singular = ~(np.isfinite(covariances).all(axis=(1, 2)) & spread.all(axis=1))
+    if correlated and not singular.all():
+        # Only where every variance is a finite normal number > 0.
+        kept = covariances[~singular]
+        inv_sd = 1.0 / np.sqrt(np.diagonal(kept, axis1=1, axis2=2))
+        correlations = kept * inv_sd[:, :, None] * inv_sd[:, None, :]
+        singular[~singular] = _correlations_singular(correlations)
+    return singular
+
+
+def _correlations_singular(correlations):
+    """Whether each correlation matrix's Cholesky factor fails or has a squared
+    diagonal entry <= 16 eps (:func:`_is_singular`), shape (K,) of bool.
+
+    Parameters
+    ----------
+    correlations : ndarray, shape (K, D, D)
+    """
     try:
-        chol = np.linalg.cholesky(covariance * inv_sd[:, None] * inv_sd[None, :])
-    except np.linalg.LinAlgError:
-        return True
-    return not np.all(np.diagonal(chol) ** 2 > _COLLAPSE_ULPS * EPS)
+        # One call for the stack: LAPACK factors each matrix as it would alone.
+        chol = np.linalg.cholesky(correlations)
+    except np.linalg.LinAlgError:  # some failed: which, one by one
+        if correlations.shape[0] == 1:
+            return np.ones(1, dtype=bool)
+        return np.concatenate([_correlations_singular(r[None]) for r in correlations])
+    unexplained = np.diagonal(chol, axis1=1, axis2=2) ** 2
+    return ~np.all(unexplained > _COLLAPSE_ULPS * EPS, axis=1)
 
 
 def _check_not_singular(means, covariances, covariance_type):
@@ -669,29 +738,36 @@ def _check_not_singular(means, covariances, covariance_type):
 
     Singular as :func:`_is_singular` judges it, in units of the data: the
     component collapsed onto a point or a lower-dimensional set, where the
-    likelihood grows without bound.
+    likelihood grows without bound. The first such component is named; a
+    covariance that is not finite is reported as an overflow.
     """
-    k, d = means.shape
-    full = _as_full(covariances, covariance_type, k, d)
-    tied = covariance_type == "tied"
-    correlated = covariance_type in ("full", "tied")
-    for j in range(1 if tied else k):
-        what = "the tied covariance" if tied else f"component {j}'s covariance"
-        if not np.all(np.isfinite(full[j])):
-            raise ValueError(
-                f"{what} overflows float64 in the M-step: theta lies too far from "
-                "the data; start nearer it."
-            )
-        magnitude = np.abs(means).max(axis=0) if tied else np.abs(means[j])
-        if _is_singular(full[j], magnitude, correlated):
-            raise ValueError(
-                f"{what} became singular in the M-step (the component collapsed "
-                "onto a point or a lower-dimensional set, where the likelihood "
-                "grows without bound). Pass reg_covar > 0 (a variance in the "
-                "data's units, e.g. 1e-6 times the smallest column variance) to "
-                "keep covariances positive definite, or use fewer components or "
-                "another start."
-            )
+    if covariance_type == "tied":
+        full, magnitudes = covariances[None], np.abs(means).max(axis=0)[None]
+    else:
+        full = _as_full(covariances, covariance_type, *means.shape)
+        magnitudes = np.abs(means)
+    singular = _singular_each(full, magnitudes, covariance_type in ("full", "tied"))
+    if not singular.any():
+        return
+    j = int(np.argmax(singular))
+    what = (
+        "the tied covariance"
+        if covariance_type == "tied"
+        else f"component {j}'s covariance"
+    )
+    if not np.all(np.isfinite(full[j])):
+        raise ValueError(
+            f"{what} overflows float64 in the M-step: theta lies too far from "
+            "the data; start nearer it."
+        )
+    raise ValueError(
+        f"{what} became singular in the M-step (the component collapsed "
+        "onto a point or a lower-dimensional set, where the likelihood "
+        "grows without bound). Pass reg_covar > 0 (a variance in the "
+        "data's units, e.g. 1e-6 times the smallest column variance) to "
+        "keep covariances positive definite, or use fewer components or "
+        "another start."
+    )
 
 
 def m_step(
