@@ -76,8 +76,10 @@ PRELOAD = (
     "sympy.stats",
     # What SymPy imports on first use, not with sympy: a first derivative
     # (combinatorics, sets, tensor), lambdify (codegen), solve (physics.units,
-    # when it checks a solution) and integrate (manualintegrate), about 0.1 s
-    # per notebook, 0.25 s in those that solve.
+    # when it checks a solution), matrix calculus (assumptions.satask) and
+    # integrate (manualintegrate), about 0.1 s per notebook, 0.25 s in those
+    # that solve.
+    "sympy.assumptions.satask",
     "sympy.codegen",
     "sympy.combinatorics",
     "sympy.integrals.manualintegrate",
