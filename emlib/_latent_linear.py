@@ -58,7 +58,7 @@ def latent_precision(W, noise_variance):
     sigma^2 M^-1 is the posterior covariance of z given x.
     """
     m = W.T @ W
-    m[np.diag_indices_from(m)] += noise_variance
+    m.flat[:: m.shape[0] + 1] += noise_variance  # the diagonal
     return m
 
 
@@ -77,11 +77,11 @@ def log_likelihood_from_moments(n, s, W, noise_variance):
     -(N/2) (D log 2 pi + log det C + tr(C^-1 S)), C = W W^T + sigma^2 I."""
     d = s.shape[0]
     cov = W @ W.T
-    cov[np.diag_indices_from(cov)] += noise_variance
+    cov.flat[:: d + 1] += noise_variance  # the diagonal
     chol = cholesky(cov, "W W^T + sigma^2 I")
     half = np.linalg.solve(chol, s)  # L^-1 S, so tr(C^-1 S) = tr(L^-T L^-1 S)
-    trace = np.trace(np.linalg.solve(chol.T, half))
-    log_det = 2.0 * np.log(np.diag(chol)).sum()
+    trace = np.linalg.solve(chol.T, half).trace()
+    log_det = 2.0 * np.log(chol.diagonal()).sum()
     return float(-0.5 * n * (d * LOG_2PI + log_det + trace))
 
 

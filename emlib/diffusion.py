@@ -36,7 +36,7 @@ from emlib._checks import (
 )
 from emlib._mlp import backward, flatten, forward, unflatten
 from emlib._numerics import LOG_2PI, log_sum_exp_rows
-from emlib.gaussian import gaussian_kl
+from emlib.gaussian import gaussian_kl, kl_per_coordinate
 from emlib.gmm import GMM
 from emlib.model import check_theta, e_step, log_joint
 from emlib.neural import MLP, Adam, init_mlp
@@ -826,13 +826,18 @@ def ddpm_bound(
             for t, b in enumerate(bars, start=1)
         ]
     )
+    if not np.all(np.isfinite(mse)):
+        t_bad = int(np.argmin(np.isfinite(mse))) + 1
+        raise ValueError(
+            f"the denoiser's mean squared error at step t = {t_bad} is not finite; "
+            "the denoiser must return finite values for finite x_t."
+        )
     x0_coef, _ = _posterior_coefficients(schedule)
     beta_tilde = schedule.posterior_variances
-    transitions = np.array(
-        [
-            gaussian_kl(x0_coef[i] * np.sqrt(mse[i]), beta_tilde[i], 0.0, sigma2[i])
-            for i in range(1, schedule.n_steps)
-        ]
+    # gaussian_kl's terms for steps t = 2..T at once, on arguments checked here
+    # (mse_t finite and >= 0; beta-tilde_t > 0 for t >= 2; sigma_t^2 > 0).
+    transitions = kl_per_coordinate(
+        x0_coef[1:] * np.sqrt(mse[1:]), beta_tilde[1:], 0.0, sigma2[1:]
     )
     decoder = 0.5 * (LOG_2PI + np.log(sigma2[0])) + mse[0] / (2.0 * sigma2[0])
     return DiffusionBound(prior, transitions, float(decoder), mse)

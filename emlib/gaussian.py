@@ -85,8 +85,16 @@ def gaussian_kl(
             "mean_q, var_q, mean_p and var_p must broadcast to one shape; "
             f"got shapes {shapes}."
         ) from None
+    return float(kl_per_coordinate(mq, vq, mp, vp).sum())
+
+
+def kl_per_coordinate(mq, vq, mp, vp):
+    """The terms of :func:`gaussian_kl` before the sum, one per coordinate.
+
+    The arguments are checked, broadcast arrays of one shape (or floats),
+    variances > 0; no validation here. Returns an array of that shape.
+    """
     # The mean term as ((mu_q - mu_p) / sigma_p)^2, so it cannot overflow
     # before the division does.
     scaled = (mq - mp) / np.sqrt(vp)
-    per_coordinate = 0.5 * (scaled * scaled + r_minus_1_minus_log_r(vq, vp))
-    return float(per_coordinate.sum())
+    return 0.5 * (scaled * scaled + r_minus_1_minus_log_r(vq, vp))

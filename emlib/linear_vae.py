@@ -215,7 +215,7 @@ def _elbo_terms(n, xbar, s, theta):
     mbar = V @ xbar + b
     rbar = xbar - W @ mbar - mean
     A = -W @ V
-    A[np.diag_indices(d)] += 1.0
+    A.flat[:: d + 1] += 1.0  # the diagonal
     a_s = A @ s
     v_s = V @ s
     w_col_sq = np.einsum("ik,ik->k", W, W)  # diagonal of W^T W
@@ -473,9 +473,15 @@ def fit(
             f"with 1 <= q < {d}."
         )
     log_likelihoods = []  # log P(X | decoder), one per E-pass, so per iterate
+    # The step's acceptance test evaluates the accepted candidate's ELBO terms;
+    # the E-pass that follows on that candidate reuses them.
+    accepted = [None, None]  # [candidate, its _elbo_terms]
 
     def e_pass(theta):
-        value, grad, recon = _elbo_terms(n, xbar, s, theta)
+        if theta is accepted[0]:
+            value, grad, recon = accepted[1]
+        else:
+            value, grad, recon = _elbo_terms(n, xbar, s, theta)
         log_likelihoods.append(_log_likelihood(n, s, xbar, theta))
         return value, (value, grad, recon)
 
@@ -484,10 +490,12 @@ def fit(
         direction = _ascent_direction(xbar, s, s_inv, theta, grad, recon, n)
         for _halving in range(50):
             candidate = _move(theta, direction, xbar)
+            terms = _elbo_terms(n, xbar, s, candidate)
             # Near the maximum the ELBO changes by less than its own rounding
             # (about 1e-16 |ELBO| per operation); accept such steps, or the
             # parameters would stop at sqrt(eps) of the maximum.
-            if _elbo_terms(n, xbar, s, candidate)[0] >= value - _rounding(value, n):
+            if terms[0] >= value - _rounding(value, n):
+                accepted[:] = candidate, terms
                 return candidate
             direction = tuple(0.5 * step for step in direction)
         return None  # no step raises the ELBO: stationary to rounding

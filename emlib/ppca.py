@@ -254,14 +254,14 @@ def _m_step(s, theta, statistics):
     sw, m = statistics
     W, noise_variance = theta.W, theta.noise_variance
     d, q = W.shape
-    m_inv_wt_sw = np.linalg.solve(m, W.T @ sw)
-    inner = m_inv_wt_sw.copy()
-    inner[np.diag_indices(q)] += noise_variance
+    inner = np.linalg.solve(m, W.T @ sw)  # M^-1 W^T S W, a new array
+    inner.flat[:: q + 1] += noise_variance  # its diagonal
     W_new = np.linalg.solve(inner.T, sw.T).T  # S W (sigma^2 I + M^-1 W^T S W)^-1
     # tr(S W M^-1 W_new^T) = tr(W_new^T S W M^-1)
-    explained = np.trace(np.linalg.solve(m.T, W_new.T @ sw).T)
-    noise = (np.trace(s) - explained) / d
-    if not noise > EPS * np.trace(s) / d:
+    explained = np.linalg.solve(m.T, W_new.T @ sw).trace()
+    trace_s = s.trace()
+    noise = (trace_s - explained) / d
+    if not noise > EPS * trace_s / d:
         raise ValueError(
             f"the noise variance fell to {noise:.3g}: the data lie (to "
             f"rounding) in a {q}-dimensional affine subspace; use a smaller "
