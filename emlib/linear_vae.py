@@ -23,7 +23,7 @@ the posterior covariance is sigma^2 (W^T W + sigma^2 I)^-1).
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -475,7 +475,7 @@ def fit(
     log_likelihoods = []  # log P(X | decoder), one per E-pass, so per iterate
     # The step's acceptance test evaluates the accepted candidate's ELBO terms;
     # the E-pass that follows on that candidate reuses them.
-    accepted = [None, None]  # [candidate, its _elbo_terms]
+    accepted: list[Any] = [None, None]  # [candidate, its _elbo_terms]
 
     def e_pass(theta):
         if theta is accepted[0]:
