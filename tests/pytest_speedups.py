@@ -192,12 +192,13 @@ def start_new_kernel(startup_timeout=60, kernel_name="python", **kwargs):
     while its worker's core stood idle.
 
     - ``KernelClient.wait_for_ready`` ends by reading the IOPub channel
-      until it has been silent for 0.2 s. Here readiness is the kernel's
-      reply to ``kernel_info`` on the shell channel, as there; nbval's
-      ``RunningKernel`` then checks IOPub itself (``_ensure_iopub_up``:
-      another ``kernel_info``, until its ``idle`` status arrives), and reads
-      only the messages whose parent is the request it sent, so a status
-      message left unread from here is never taken for a cell's output.
+      until it has been silent for 0.2 s. Here readiness is what it is
+      there, the kernel's reply to ``kernel_info`` on the shell channel and
+      then a message on IOPub, without that last wait. nbval's
+      ``RunningKernel`` checks IOPub again (``_ensure_iopub_up``) and, like
+      jupyter_client's ``execute_interactive``, reads only the messages
+      whose parent is the request it sent, so a status message left unread
+      from here is never taken for a cell's output.
     - The kernel manager then polls a killed kernel every 5 ms, not 100 ms
       (``_KernelManager``).
     """
@@ -215,12 +216,15 @@ def start_new_kernel(startup_timeout=60, kernel_name="python", **kwargs):
         client.kernel_info()
         try:
             reply = client.get_shell_msg(timeout=1)
+            # A reply to this request or to an earlier one, as jupyter_client;
+            # then a message on IOPub (the request's status), the proof that
+            # this client's subscription has reached the kernel: messages
+            # published before that are lost to it.
+            if reply["msg_type"] == "kernel_info_reply":
+                client.get_iopub_msg(timeout=0.2)
+                return manager, client
         except queue.Empty:
             pass
-        else:
-            # A reply to this request or to an earlier one, as jupyter_client.
-            if reply["msg_type"] == "kernel_info_reply":
-                return manager, client
         if not client.is_alive() or time.monotonic() > deadline:
             client.stop_channels()
             manager.shutdown_kernel(now=True)
