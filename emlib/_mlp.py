@@ -70,9 +70,19 @@ def backward(net, hidden, g):
     return net._replace(weights=tuple(grad_w[::-1]), biases=tuple(grad_b[::-1])), g
 
 
+def parameter_arrays(net):
+    """W_1, b_1, ..., W_L, b_L: the network's own arrays (not copies), in order."""
+    return [a for pair in zip(*net, strict=True) for a in pair]
+
+
+def from_parameter_arrays(arrays, like):
+    """The network shaped like ``like`` from :func:`parameter_arrays`' list."""
+    return like._replace(weights=tuple(arrays[0::2]), biases=tuple(arrays[1::2]))
+
+
 def flatten(net):
-    """W_1, b_1, ..., W_L, b_L raveled into one new vector, shape (P,)."""
-    return np.concatenate([a.ravel() for pair in zip(*net, strict=True) for a in pair])
+    """:func:`parameter_arrays` raveled into one new vector, shape (P,)."""
+    return np.concatenate([a.ravel() for a in parameter_arrays(net)])
 
 
 def unflatten(flat, like):
@@ -81,9 +91,8 @@ def unflatten(flat, like):
     The inverse of :func:`flatten`: ``unflatten(flatten(net), net)`` equals
     ``net``, and writing into ``flat`` changes the returned network.
     """
-    arrays, start = [], 0
-    for pair in zip(*like, strict=True):
-        for a in pair:
-            arrays.append(flat[start : start + a.size].reshape(a.shape))
-            start += a.size
-    return like._replace(weights=tuple(arrays[0::2]), biases=tuple(arrays[1::2]))
+    views, start = [], 0
+    for a in parameter_arrays(like):
+        views.append(flat[start : start + a.size].reshape(a.shape))
+        start += a.size
+    return from_parameter_arrays(views, like)

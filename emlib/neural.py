@@ -30,7 +30,7 @@ from emlib._checks import (
     check_real,
     check_widths,
 )
-from emlib._mlp import backward, forward
+from emlib._mlp import backward, forward, from_parameter_arrays, parameter_arrays
 
 
 class MLP(NamedTuple):
@@ -152,7 +152,7 @@ def to_arrays(*nets: MLP) -> list[np.ndarray]:
         For each net in turn, W_1, b_1, ..., W_L, b_L (the arrays themselves,
         not copies).
     """
-    return [a for net in nets for pair in zip(*net, strict=True) for a in pair]
+    return [a for net in nets for a in parameter_arrays(net)]
 
 
 def from_arrays(arrays: Sequence[np.ndarray], *like: MLP) -> list[MLP]:
@@ -171,7 +171,7 @@ def from_arrays(arrays: Sequence[np.ndarray], *like: MLP) -> list[MLP]:
     nets, start = [], 0
     for net in like:
         part = arrays[start : start + 2 * len(net.weights)]
-        nets.append(MLP(tuple(part[0::2]), tuple(part[1::2])))
+        nets.append(from_parameter_arrays(part, net))
         start += len(part)
     return nets
 
